@@ -1,0 +1,155 @@
+"""What one prefix-tuning case is: plain frozen records that round-trip through JSON.
+
+A `Case` is everything needed to rebuild a tiny model with random weights, wrap it in a
+prefix-tuning adapter, train it briefly and compare it after save/load. It holds no torch
+objects, so it can be hashed, stored in a manifest and printed into a reproduction script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+TASKS = ("CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS", "TOKEN_CLS")
+DTYPES = ("float32", "bfloat16", "float16")
+DEVICES = ("cpu", "cuda")
+
+
+class CaseError(ValueError):
+    """A case description that cannot be right (bad JSON, unknown field, impossible layout)."""
+
+
+@dataclass(frozen=True)
+class AttentionLayout:
+    """Heads, KV heads and head width of every attention layer.
+
+    `hidden_size` is the model width; it equals `num_heads * head_dim` unless the
+    architecture carries an explicit `head_dim` (Qwen3, Mistral, Gemma, T5's `d_kv`).
+    """
+
+    hidden_size: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+
+    def __post_init__(self) -> None:
+        if min(self.hidden_size, self.num_heads, self.num_kv_heads, self.head_dim) < 1:
+            raise CaseError(f"attention layout has a non-positive size: {self}")
+        if self.num_heads % self.num_kv_heads:
+            raise CaseError(f"num_kv_heads={self.num_kv_heads} does not divide num_heads={self.num_heads}")
+
+    @property
+    def explicit_head_dim(self) -> bool:
+        return self.num_heads * self.head_dim != self.hidden_size
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A tiny model: an architecture from `prefixcheck.architectures` and its sizes."""
+
+    arch: str
+    num_layers: int
+    layout: AttentionLayout
+    vocab_size: int = 64
+    attn_implementation: str = "eager"
+
+
+@dataclass(frozen=True)
+class PrefixSpec:
+    """The `PrefixTuningConfig` knobs this suite varies."""
+
+    num_virtual_tokens: int
+    prefix_projection: bool = False
+    encoder_hidden_size: int | None = None
+    init_weights: str | None = None  # "zero" or None; only where the installed PEFT has the field
+    adapter_name: str = "default"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How the adapter is trained before it is saved, and the batch it is judged on."""
+
+    steps: int = 2
+    learning_rate: float = 1e-2
+    batch_size: int = 2
+    seq_len: int = 5
+    padding_side: str = "left"
+    num_padded: int = 1  # leading (left) or trailing (right) pad positions in the last row
+
+
+@dataclass(frozen=True)
+class Case:
+    model: ModelSpec
+    task: str
+    prefix: PrefixSpec
+    recipe: Recipe = Recipe()
+    dtype: str = "float32"
+    device: str = "cpu"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise CaseError(f"unknown task type {self.task!r}; expected one of {TASKS}")
+        if self.dtype not in DTYPES:
+            raise CaseError(f"unknown dtype {self.dtype!r}; expected one of {DTYPES}")
+        if self.device not in DEVICES:
+            raise CaseError(f"unknown device {self.device!r}; expected one of {DEVICES}")
+        if self.recipe.num_padded >= self.recipe.seq_len:
+            raise CaseError("a row cannot be all padding: num_padded must be < seq_len")
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @property
+    def key(self) -> str:
+        """A short stable id: equal cases have equal keys, in every process and version."""
+        return hashlib.sha256(self.to_json().encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Case:
+        try:
+            model = dict(data["model"])
+            model["layout"] = AttentionLayout(**model["layout"])
+            return cls(
+                model=ModelSpec(**model),
+                task=data["task"],
+                prefix=PrefixSpec(**data["prefix"]),
+                recipe=Recipe(**data.get("recipe", {})),
+                dtype=data.get("dtype", "float32"),
+                device=data.get("device", "cpu"),
+                seed=data.get("seed", 0),
+            )
+        except (KeyError, TypeError) as exc:
+            raise CaseError(f"not a case description: {exc}") from exc
+
+    @classmethod
+    def from_json(cls, text: str) -> Case:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CaseError(f"case JSON does not parse: {exc}") from exc
+        return cls.from_dict(data)
+
+    def replace(self, **changes: Any) -> Case:
+        return dataclasses.replace(self, **changes)
+
+    def with_prefix(self, **changes: Any) -> Case:
+        return dataclasses.replace(self, prefix=dataclasses.replace(self.prefix, **changes))
+
+    def with_recipe(self, **changes: Any) -> Case:
+        return dataclasses.replace(self, recipe=dataclasses.replace(self.recipe, **changes))
+
+    def describe(self) -> str:
+        lay = self.model.layout
+        return (
+            f"{self.model.arch}/{self.task} L={self.model.num_layers} h={lay.hidden_size} "
+            f"heads={lay.num_heads}/{lay.num_kv_heads}x{lay.head_dim} nvt={self.prefix.num_virtual_tokens} "
+            f"proj={self.prefix.prefix_projection} {self.dtype}/{self.device}"
+        )

@@ -1,0 +1,266 @@
+"""Run one prefix-tuning case: build, train, save, reload, forward, generate.
+
+No pytest in here: the property tests, the benchmark, the reproduction scripts and the matrix
+all drive these functions. Heavy imports (torch, transformers, peft) happen once, when this
+module is imported, never inside a per-example loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import transformers
+from peft import PeftModel, PrefixTuningConfig, get_peft_model
+
+from . import architectures
+from .artifacts import read_adapter
+from .case import Case
+from .versions import features
+
+transformers.logging.set_verbosity_error()
+logging.getLogger("peft").setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", module=r"(peft|transformers|torch)\.")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+MAX_NEW_TOKENS = 3
+S2S_TARGET_LEN = 4
+_GENERATE_HAS_LOGITS = "output_logits" in inspect.signature(transformers.GenerationConfig.__init__).parameters or hasattr(
+    transformers.GenerationConfig(), "output_logits"
+)
+
+
+# -- models ------------------------------------------------------------------------------
+def model_config(case: Case):
+    arch = architectures.get(case.model.arch)
+    cfg = transformers.AutoConfig.for_model(arch.model_type, **arch.config_kwargs(case.model))
+    if case.task in architectures.NUM_LABELS:
+        cfg.num_labels = architectures.NUM_LABELS[case.task]
+    return cfg
+
+
+def auto_class(task: str):
+    return getattr(transformers, architectures.AUTO_CLASS[task])
+
+
+def build_base(case: Case, dtype: str | None = None, device: str | None = None) -> torch.nn.Module:
+    """The base model with random weights, identical for equal cases (seeded), in eval mode."""
+    torch.manual_seed(case.seed)
+    model = auto_class(case.task).from_config(model_config(case), attn_implementation=case.model.attn_implementation)
+    model.to(dtype=DTYPE[dtype or case.dtype], device=device or case.device)
+    return model.eval()
+
+
+def prefix_config(case: Case, **overrides) -> PrefixTuningConfig:
+    p = case.prefix
+    kwargs = dict(
+        task_type=case.task,
+        num_virtual_tokens=p.num_virtual_tokens,
+        prefix_projection=p.prefix_projection,
+    )
+    if p.encoder_hidden_size is not None:
+        kwargs["encoder_hidden_size"] = p.encoder_hidden_size
+    if p.init_weights is not None:
+        if not features().prefix_init_weights:
+            raise ValueError("this case sets init_weights but the installed PEFT has no PrefixTuningConfig.init_weights")
+        kwargs["init_weights"] = p.init_weights
+    kwargs.update(overrides)
+    return PrefixTuningConfig(**kwargs)
+
+
+def wrap(base: torch.nn.Module, case: Case) -> PeftModel:
+    """A fresh prefix adapter on `base`, its weights seeded from the case."""
+    torch.manual_seed(case.seed + 1)
+    model = get_peft_model(base, prefix_config(case), adapter_name=case.prefix.adapter_name)
+    model.to(case.device)
+    return model
+
+
+# -- data --------------------------------------------------------------------------------
+def make_batch(case: Case) -> dict[str, torch.Tensor]:
+    """A deterministic batch with an attention mask; the last row carries the padding."""
+    r, vocab = case.recipe, case.model.vocab_size
+    g = torch.Generator().manual_seed(case.seed + 2)
+    ids = torch.randint(2, vocab, (r.batch_size, r.seq_len), generator=g)
+    mask = torch.ones_like(ids)
+    if r.num_padded:
+        pad = slice(0, r.num_padded) if r.padding_side == "left" else slice(r.seq_len - r.num_padded, r.seq_len)
+        mask[-1, pad] = 0
+        ids[-1, pad] = architectures.PAD
+    batch = {"input_ids": ids, "attention_mask": mask}
+    if case.task == "CAUSAL_LM":
+        batch["labels"] = ids.masked_fill(mask == 0, -100)
+    elif case.task == "SEQ_2_SEQ_LM":
+        target = torch.randint(2, vocab, (r.batch_size, S2S_TARGET_LEN), generator=g)
+        start = model_config(case).decoder_start_token_id
+        batch["labels"] = target
+        batch["decoder_input_ids"] = torch.cat([torch.full_like(target[:, :1], start), target[:, :-1]], dim=1)
+    elif case.task == "SEQ_CLS":
+        batch["labels"] = torch.randint(0, architectures.NUM_LABELS["SEQ_CLS"], (r.batch_size,), generator=g)
+    else:
+        labels = torch.randint(0, architectures.NUM_LABELS["TOKEN_CLS"], (r.batch_size, r.seq_len), generator=g)
+        batch["labels"] = labels.masked_fill(mask == 0, -100)
+    return {k: v.to(case.device) for k, v in batch.items()}
+
+
+def inputs_only(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in batch.items() if k != "labels"}
+
+
+# -- training ----------------------------------------------------------------------------
+def train(model: PeftModel, case: Case, batch: dict[str, torch.Tensor], steps: int | None = None) -> list[float]:
+    """A few AdamW steps on the one batch; returns the losses. Leaves the model in eval mode."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise RuntimeError("the adapter has no trainable parameters")
+    opt = torch.optim.AdamW(params, lr=case.recipe.learning_rate)
+    model.train()
+    losses = []
+    for _ in range(case.recipe.steps if steps is None else steps):
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
+# -- observation -------------------------------------------------------------------------
+@torch.no_grad()
+def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    model.eval()
+    return model(**inputs_only(batch)).logits.float().cpu()
+
+
+@torch.no_grad()
+def base_logits(model: PeftModel, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    with model.disable_adapter():
+        return logits(model, batch)
+
+
+@dataclass
+class Generation:
+    sequences: torch.Tensor
+    first_step_logits: torch.Tensor
+
+
+@torch.no_grad()
+def generate(model: torch.nn.Module, case: Case, batch: dict[str, torch.Tensor]) -> Generation:
+    """Greedy decoding of a few tokens; the first step's raw logits come along."""
+    model.eval()
+    kwargs = dict(
+        input_ids=batch["input_ids"],
+        attention_mask=batch["attention_mask"],
+        max_new_tokens=MAX_NEW_TOKENS,
+        min_new_tokens=MAX_NEW_TOKENS,
+        do_sample=False,
+        num_beams=1,
+        pad_token_id=architectures.PAD,
+        return_dict_in_generate=True,
+    )
+    kwargs["output_logits" if _GENERATE_HAS_LOGITS else "output_scores"] = True
+    out = model.generate(**kwargs)
+    steps = out.logits if _GENERATE_HAS_LOGITS else out.scores
+    return Generation(out.sequences.cpu(), steps[0].float().cpu())
+
+
+@torch.no_grad()
+def next_token_logits(model: torch.nn.Module, case: Case, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """What a plain forward pass predicts for the first generated token."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if case.task == "SEQ_2_SEQ_LM":
+        start = model_config(case).decoder_start_token_id
+        inputs["decoder_input_ids"] = torch.full_like(batch["input_ids"][:, :1], start)
+    return logits(model, inputs)[:, -1, :]
+
+
+# -- save / load -------------------------------------------------------------------------
+def save(model: PeftModel, directory: str | Path, **kwargs) -> Path:
+    directory = Path(directory)
+    sig = inspect.signature(model.save_pretrained).parameters
+    if "safe_serialization" in sig:  # old PEFT wrote pickles by default; artifacts are safetensors only
+        kwargs.setdefault("safe_serialization", True)
+    model.save_pretrained(str(directory), **kwargs)
+    return directory
+
+
+def load(case: Case, directory: str | Path, base: torch.nn.Module | None = None, **kwargs) -> PeftModel:
+    """The saved adapter on a fresh base model built from the same case."""
+    base = build_base(case) if base is None else base
+    kwargs.setdefault("adapter_name", case.prefix.adapter_name)
+    model = PeftModel.from_pretrained(base, str(directory), **kwargs)
+    model.to(case.device)
+    return model.eval()
+
+
+def adapter_dir(root: str | Path, adapter_name: str) -> Path:
+    """Where `save_pretrained` puts one adapter: the root for "default", a subfolder otherwise."""
+    root = Path(root)
+    return root if adapter_name == "default" else root / adapter_name
+
+
+# -- one whole round trip ----------------------------------------------------------------
+@dataclass
+class Trained:
+    case: Case
+    model: PeftModel
+    batch: dict[str, torch.Tensor]
+    losses: list[float]
+
+    @property
+    def reference(self) -> torch.Tensor:
+        return logits(self.model, self.batch)
+
+
+def train_case(case: Case) -> Trained:
+    model = wrap(build_base(case), case)
+    batch = make_batch(case)
+    losses = train(model, case, batch)
+    return Trained(case, model, batch, losses)
+
+
+def roundtrip(case: Case, workdir: str | Path) -> tuple[Trained, PeftModel]:
+    """Train, save into `workdir`, reload on a fresh base: the bare cost every property pays."""
+    trained = train_case(case)
+    save(trained.model, workdir)
+    reloaded = load(case, adapter_dir(workdir, case.prefix.adapter_name))
+    return trained, reloaded
+
+
+@contextlib.contextmanager
+def scratch():
+    """A temporary working folder for one example (Hypothesis-safe, unlike tmp_path)."""
+    with tempfile.TemporaryDirectory(prefix="prefixcheck-") as d:
+        yield Path(d)
+
+
+__all__ = [
+    "Generation",
+    "Trained",
+    "adapter_dir",
+    "base_logits",
+    "build_base",
+    "generate",
+    "load",
+    "logits",
+    "make_batch",
+    "model_config",
+    "next_token_logits",
+    "prefix_config",
+    "read_adapter",
+    "roundtrip",
+    "save",
+    "scratch",
+    "train",
+    "train_case",
+    "wrap",
+]

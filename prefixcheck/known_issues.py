@@ -1,0 +1,336 @@
+"""Known upstream bugs, as data.
+
+Each entry names its upstream reference(s) (or says it was found by this suite and carries a
+report ready to file), the versions it affects, the cases and properties it touches, and how
+it fails. A case that matches an entry must fail exactly that way; if it passes, the entry is
+stale and the suite says so. Nothing here skips a test.
+
+To add one: copy an entry, give it a new `id`, narrow `cases` and `affects` as far as the
+evidence goes, and run the suite: a wrong pattern shows up as an unexpected failure, an entry
+that is too broad as a stale one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from . import architectures
+from .case import Case
+from .versions import parse_spec, satisfies
+
+# Property names, as the tests and the summary use them.
+PROPERTIES = (
+    "saved-shapes",
+    "config-roundtrip",
+    "resave-identical",
+    "reload-equality",
+    "prefix-acts",
+    "generate-first-step",
+    "generate-roundtrip",
+    "trainer-best-model",
+    "trainer-best-workaround",
+    "trainer-resume",
+    "trainable-reload",
+    "multi-adapter",
+    "dtype-roundtrip",
+    "cuda-roundtrip",
+    "cpu-cuda-transfer",
+)
+ANY = "*"
+OUTPUTS_DIFFER = "OutputMismatch"
+
+
+def case_facts(case: Case) -> dict[str, object]:
+    """The flat facts an entry's `cases` can constrain."""
+    arch = architectures.get(case.model.arch)
+    lay = case.model.layout
+    return {
+        "arch": case.model.arch,
+        "task": case.task,
+        "prefix_projection": case.prefix.prefix_projection,
+        "dtype": case.dtype,
+        "device": case.device,
+        "attn_implementation": case.model.attn_implementation,
+        "padding_side": case.recipe.padding_side,
+        "padded": case.recipe.num_padded > 0,
+        "gqa": lay.num_kv_heads < lay.num_heads,
+        "explicit_head_dim": lay.explicit_head_dim,
+        # PEFT's prefix width differs from what the model's cache holds per layer
+        "prefix_width_mismatch": arch.peft_token_dim(lay) != arch.kv_token_dim(lay),
+        "named_adapter": case.prefix.adapter_name != "default",
+    }
+
+
+FACTS = tuple(
+    case_facts(
+        Case.from_dict(
+            {
+                "model": {
+                    "arch": "llama",
+                    "num_layers": 1,
+                    "layout": {"hidden_size": 8, "num_heads": 2, "num_kv_heads": 1, "head_dim": 4},
+                },
+                "task": "CAUSAL_LM",
+                "prefix": {"num_virtual_tokens": 1},
+            }
+        )
+    )
+)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """How a known issue fails: exception type names ("A|B", matched anywhere in the MRO) and a
+    regex searched in the message. OUTPUTS_DIFFER names the suite's own output-mismatch failure."""
+
+    exception: str
+    match: str = ""
+
+    def matches(self, exc: BaseException) -> bool:
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        wanted = set(self.exception.split("|"))
+        return bool(names & wanted) and re.search(self.match, str(exc), re.S) is not None
+
+    def __str__(self) -> str:
+        return f"{self.exception} matching /{self.match}/" if self.match else self.exception
+
+
+@dataclass(frozen=True)
+class KnownIssue:
+    id: str
+    title: str
+    references: tuple[str, ...]
+    affects: dict[str, str]  # package -> PEP 440 specifier, all must hold
+    properties: tuple[str, ...]  # property names, or ("*",)
+    cases: dict[str, tuple]  # fact -> allowed values, all must hold
+    failure: Failure
+    found_by_suite: bool = False
+    report: str = ""  # for found_by_suite entries: the text to file upstream
+    notes: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def applies(self, prop: str, case: Case, versions: dict[str, str] | None = None) -> bool:
+        if ANY not in self.properties and prop not in self.properties:
+            return False
+        if not all(satisfies(pkg, spec, versions) for pkg, spec in self.affects.items()):
+            return False
+        facts = case_facts(case)
+        return all(facts[k] in allowed for k, allowed in self.cases.items())
+
+
+class StaleKnownIssue(AssertionError):
+    """A case covered by a known-issue entry passed: the bug looks fixed, the entry stale."""
+
+
+CLM, S2S, CLS, TOK = "CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS", "TOKEN_CLS"
+
+ALL_TASKS = (CLM, S2S, CLS, TOK)
+GENERATIVE = (CLM, S2S)
+
+REGISTRY: tuple[KnownIssue, ...] = (
+    KnownIssue(
+        id="t5-inner-dim-prefix-width",
+        title="T5 with d_kv * num_heads != d_model: PEFT sizes the prefix from d_model, so it cannot be injected",
+        references=(),
+        found_by_suite=True,
+        affects={"peft": ">=0.3"},
+        properties=(ANY,),
+        cases={"arch": ("t5",), "prefix_width_mismatch": (True,)},
+        failure=Failure("RuntimeError", r"is invalid for input of size|Sizes of tensors must match"),
+        report=(
+            "Prefix tuning fails for T5-family models whose attention inner width d_kv * num_heads differs "
+            "from d_model (mT5-small: d_model=512, d_kv=64, num_heads=6). _prepare_prompt_learning_config "
+            "takes token_dim = d_model and head_dim = d_model // num_heads, so get_prompt() views the prefix as "
+            "[.., num_heads, d_model // num_heads] instead of [.., num_heads, d_kv]: the view fails (d_model not "
+            "divisible) or the cache concat fails ('Sizes of tensors must match'). Expected: token_dim = d_kv * "
+            "num_heads for T5 configs. Repro: T5Config(d_model=16, d_kv=4, num_heads=2), PrefixTuningConfig("
+            "task_type='SEQ_2_SEQ_LM', num_virtual_tokens=3); any forward pass."
+        ),
+    ),
+    KnownIssue(
+        id="encoder-decoder-classification-prefix",
+        title="Prefix tuning of encoder-decoder classification heads (BART/T5 SEQ_CLS, T5 TOKEN_CLS) cannot run",
+        references=(),
+        found_by_suite=True,
+        affects={"peft": ">=0.3"},
+        properties=(ANY,),
+        cases={"arch": ("t5", "bart"), "task": (CLS, TOK)},
+        failure=Failure(
+            "ValueError|RuntimeError|AttributeError",
+            r"You must specify exactly one of input_ids or inputs_embeds|Model does not support past key values"
+            r"|object has no attribute 'cls_layer_name'"
+            r"|You have to specify either decoder_input_ids or decoder_inputs_embeds"
+            r"|The size of tensor a \(\d+\) must match the size of tensor b",
+        ),
+        report=(
+            "Prefix tuning of encoder-decoder classification heads fails in forward(). SEQ_CLS (BART, T5): "
+            "PeftModelForSequenceClassification prepends num_virtual_tokens ones to the attention mask and passes the "
+            "prefix cache, but the encoder does not read the cache, so the mask is num_virtual_tokens too long: "
+            "'The size of tensor a (5) must match the size of tensor b (6)' (transformers 5.23); older releases fail "
+            "earlier ('You have to specify either decoder_input_ids or decoder_inputs_embeds', 4.57). At batch size 1 "
+            "the fallback path is taken and fails with \"'BartForSequenceClassification' object has no attribute "
+            "'cls_layer_name'\" (cls_layer_name is only set for some heads). TOKEN_CLS: "
+            "T5ForTokenClassification is encoder-only and has no past_key_values, so PEFT raises 'Model does not "
+            "support past key values which are required for prefix tuning.' PEFT accepts the config without warning. "
+            "Repro: BartConfig/T5Config at d_model=16, PrefixTuningConfig(task_type='SEQ_CLS', "
+            "num_virtual_tokens=3), one forward pass."
+        ),
+    ),
+    KnownIssue(
+        id="tf-5.24-cache-kwarg-classification",
+        title="transformers 5.24 renamed forward(past_key_values=) to cache=: PEFT's SEQ_CLS/TOKEN_CLS prefix path refuses every model",
+        references=(),
+        found_by_suite=True,
+        # 5.24 deprecates past_key_values (removal planned for 5.40) in favour of `cache`; PEFT <= 0.21.2
+        # looks for "past_key_values" in the forward signature and raises.
+        affects={"transformers": ">=5.24.0", "peft": ">=0.3"},
+        properties=(ANY,),
+        cases={"task": (CLS, TOK)},
+        failure=Failure("ValueError", r"Model does not support past key values"),
+        report=(
+            "With transformers 5.24, every SEQ_CLS and TOKEN_CLS prefix-tuning model fails in forward() with "
+            "'ValueError: Model does not support past key values which are required for prefix tuning.' "
+            "PeftModelForSequenceClassification/TokenClassification._prefix_tuning_forward checks "
+            "`'past_key_values' in inspect.signature(base_model.forward).parameters`; transformers 5.24 renamed "
+            "that argument to `cache` (deprecate_kwarg('past_key_values', '5.40.0', new_name='cache')), so the check "
+            "fails for the head and for the backbone. Works with transformers 5.23.0. Repro: LlamaForSequenceClassification "
+            "from a 2-layer config, PrefixTuningConfig(task_type='SEQ_CLS', num_virtual_tokens=3), one forward pass."
+        ),
+    ),
+    KnownIssue(
+        id="peft-modules-to-save-duplicated",
+        title="SEQ_CLS/TOKEN_CLS prompt-learning configs append classifier/score to modules_to_save on every load",
+        references=(),
+        found_by_suite=True,
+        affects={"peft": ">=0.3"},
+        properties=("config-roundtrip", "resave-identical"),
+        cases={"task": (CLS, TOK)},
+        failure=Failure("AssertionError", r"modules_to_save"),
+        report=(
+            "For task_type SEQ_CLS/TOKEN_CLS, PEFT extends config.modules_to_save with ['classifier', 'score'] each "
+            "time a PeftModel is built from the config, without de-duplicating. The saved adapter_config.json already "
+            "holds ['classifier', 'score', 'classifier', 'score'] and every save -> load -> save doubles it again, so "
+            "adapter_config.json is not stable across round trips (and grows without bound when an adapter is "
+            "re-saved repeatedly). Repro: any prefix-tuning SEQ_CLS model; save_pretrained, "
+            "PeftModel.from_pretrained, save_pretrained; diff the two adapter_config.json files."
+        ),
+    ),
+    KnownIssue(
+        id="peft-disable-adapter-prompt-learning-no-generation",
+        title="disable_adapter() crashes for prompt-learning models whose base has no prepare_inputs_for_generation",
+        references=(),
+        found_by_suite=True,
+        affects={"peft": ">=0.3"},
+        properties=("prefix-acts",),
+        cases={"task": (CLS, TOK)},
+        failure=Failure("AttributeError|UnboundLocalError", r"prepare_inputs_for_generation"),
+        report=(
+            "PeftModel.disable_adapter() for prompt-learning adapters swaps self.prepare_inputs_for_generation for "
+            "the base model's inside a try/finally; SEQ_CLS/TOKEN_CLS base models (e.g. BloomForTokenClassification, "
+            "LlamaForSequenceClassification under transformers 5) have no prepare_inputs_for_generation, so entering "
+            "the context raises AttributeError and the finally block then raises UnboundLocalError "
+            "('old_prepare_inputs_for_generation'). The adapter cannot be disabled on classification models. Repro: "
+            "any prefix-tuning SEQ_CLS model; `with model.disable_adapter(): model(**inputs)`."
+        ),
+    ),
+    KnownIssue(
+        id="bloom-generate-prefix-alibi",
+        title="Bloom generate() with a prefix fails: the alibi bias is built without the virtual tokens",
+        references=("https://github.com/huggingface/peft/issues/1390",),
+        affects={"transformers": ">=5.24.0", "peft": ">=0.3"},
+        properties=("generate-first-step", "generate-roundtrip"),
+        cases={"arch": ("bloom",), "task": (CLM,)},
+        failure=Failure("RuntimeError", r"The expanded size of the tensor .* must match the existing size"),
+        notes="Same symptom as peft#1390 (2024); it works again under transformers 5.23 and breaks in 5.24.",
+    ),
+    KnownIssue(
+        id="tf-5.24-generate-ignores-prefix",
+        title="transformers 5.24: generate() silently drops the prefix (first step equals the base model)",
+        references=(),
+        found_by_suite=True,
+        affects={"transformers": ">=5.24.0", "peft": ">=0.3"},
+        properties=("generate-first-step",),
+        cases={"task": GENERATIVE},
+        failure=Failure("OutputMismatch", r"generate\(\) first-step logits"),
+        report=(
+            "With transformers 5.24 and PEFT 0.21.2, generate() on a prefix-tuned model returns first-step logits "
+            "equal to the base model's (adapter disabled), while model(**inputs) applies the prefix: the prefix is "
+            "silently ignored in generation (Llama, GPT-NeoX, Gemma3, BART, T5; Bloom crashes instead). PEFT's "
+            "prepare_inputs_for_generation injects the prefix as `past_key_values`, which 5.24 renamed to `cache`. "
+            "Works with transformers 5.23.0 (first-step logits match a forward pass within 1.5e-8). Repro: tiny "
+            "LlamaForCausalLM, PrefixTuningConfig(task_type='CAUSAL_LM', num_virtual_tokens=3), two AdamW steps, "
+            "compare generate(..., output_logits=True).logits[0] with model(**inputs).logits[:, -1]."
+        ),
+    ),
+    KnownIssue(
+        id="trainer-named-adapter-checkpoints",
+        title="load_best_model_at_end looks for the adapter only in the checkpoint root: a named adapter is never restored",
+        references=(),
+        found_by_suite=True,
+        affects={"transformers": ">=4.36", "peft": ">=0.3"},
+        properties=("trainer-best-model",),
+        cases={"named_adapter": (True,)},
+        failure=Failure("AssertionError", r"did not load the best checkpoint"),
+        report=(
+            "PeftModel.save_pretrained writes an adapter named X (X != 'default') to <checkpoint>/X/, but "
+            "Trainer._load_best_model looks for adapter_model.safetensors in <checkpoint>/ only (unlike "
+            "_load_from_checkpoint, which scans adapter subfolders). With get_peft_model(..., adapter_name='X') and "
+            "load_best_model_at_end=True the best model is silently not restored (only a warning: 'The intermediate "
+            "checkpoints of PEFT may not be saved correctly'); training ends with the last model. Repro: "
+            "any prefix-tuning model with adapter_name='other', Trainer(load_best_model_at_end=True, "
+            "metric_for_best_model='eval_loss', save/eval every step)."
+        ),
+    ),
+    KnownIssue(
+        id="peft-2256-trainer-best-model-projection",
+        title="Trainer cannot reload a prefix_projection=True checkpoint (load_best_model_at_end, resume_from_checkpoint)",
+        references=(
+            "https://github.com/huggingface/peft/issues/2256",
+            "https://github.com/huggingface/transformers/pull/35087",
+        ),
+        # Not fixed in any PEFT release: the saved table has the inference shape only.
+        affects={"peft": ">=0.3"},
+        properties=("trainer-best-model", "trainer-resume"),
+        cases={"prefix_projection": (True,)},
+        failure=Failure("RuntimeError", r"size mismatch|load_best_model_at_end=True can lead to errors"),
+        notes="Workaround: load_best_model_at_end=False, then PeftModel.from_pretrained(base, best_checkpoint).",
+    ),
+    KnownIssue(
+        id="peft-prompt-learning-not-trainable-on-load",
+        title="PeftModel.from_pretrained(..., is_trainable=True) refuses prompt-learning adapters",
+        references=("https://github.com/huggingface/peft/issues/2256",),
+        affects={"peft": ">=0.3"},
+        properties=("trainable-reload",),
+        cases={},
+        failure=Failure("ValueError", r"Cannot set a prompt learning adapter to trainable"),
+        notes="By design today (the saved table cannot be inverted to the projection MLP); stale once a release allows it.",
+    ),
+)
+
+def matching(prop: str, case: Case, versions: dict[str, str] | None = None) -> tuple[KnownIssue, ...]:
+    """Every entry covering (property, case) under the installed versions, in registry order."""
+    return tuple(issue for issue in REGISTRY if issue.applies(prop, case, versions))
+
+
+def validate(registry: tuple[KnownIssue, ...] = REGISTRY) -> None:
+    """Raise ValueError naming the first malformed entry (used by the self-tests)."""
+    seen = set()
+    for issue in registry:
+        where = f"known issue {issue.id!r}"
+        if issue.id in seen:
+            raise ValueError(f"{where}: duplicate id")
+        seen.add(issue.id)
+        if not issue.references and not issue.found_by_suite:
+            raise ValueError(f"{where}: needs an upstream reference or found_by_suite=True")
+        if issue.found_by_suite and not issue.report:
+            raise ValueError(f"{where}: found by this suite but carries no report to file upstream")
+        for prop in issue.properties:
+            if prop != ANY and prop not in PROPERTIES:
+                raise ValueError(f"{where}: unknown property {prop!r}")
+        for pkg, spec in issue.affects.items():
+            parse_spec(pkg, spec)
+        for fact in issue.cases:
+            if fact not in FACTS:
+                raise ValueError(f"{where}: unknown case fact {fact!r}; known: {', '.join(FACTS)}")
+        re.compile(issue.failure.match)

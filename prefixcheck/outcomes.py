@@ -1,0 +1,120 @@
+"""Judging one example against the known-issue registry, and counting outcomes.
+
+`check(prop, case)` wraps the body of one property example:
+- no registry entry applies: the body's result stands (pass, or the failure propagates with a
+  reproduction script attached);
+- entries apply: the body must fail the way one of them says; it is then counted as known under
+  that entry and the example passes; passing instead raises `StaleKnownIssue`; failing another
+  way propagates.
+
+Counts are per distinct example (property, case key). When a test item fails, the examples
+Hypothesis runs while shrinking are dropped again (`Recorder.forget_shrinking`): the summary
+counts the generated examples plus the one minimal failing example it reports. Each process
+writes its own part file; the pytest session merges them into `reports/<env>/summary.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from . import known_issues, repro
+from .case import Case
+from .versions import installed
+
+PASSED, FAILED, KNOWN = "passed", "failed", "known"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.outcomes: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self.log: list[tuple[str, str]] = []  # (prop, key) in the order examples ran
+
+    def record(self, prop: str, case: Case, outcome: str, issue_id: str | None = None) -> None:
+        self.outcomes[(prop, case.key)] = (outcome, issue_id)
+        self.log.append((prop, case.key))
+
+    def mark(self) -> int:
+        return len(self.log)
+
+    def forget_shrinking(self, start: int) -> None:
+        """After a failed test item: keep what ran up to its first failure, and its last failure
+        (Hypothesis' minimal example); forget the shrinking runs in between."""
+        run = self.log[start:]
+        failed = [i for i, k in enumerate(run) if self.outcomes[k][0] == FAILED]
+        if not failed:
+            return
+        keep = set(run[: failed[0] + 1]) | {run[failed[-1]]}
+        for k in set(run) - keep:
+            self.outcomes.pop(k, None)
+        self.log[start:] = [k for k in run if k in keep]
+
+    def counts(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for (prop, _), (outcome, issue_id) in sorted(self.outcomes.items()):
+            slot = out.setdefault(prop, {"passed": 0, "failed": 0, "known": {}})
+            if outcome == KNOWN:
+                slot["known"][issue_id] = slot["known"].get(issue_id, 0) + 1
+            else:
+                slot[outcome] += 1
+        return out
+
+    def write_part(self, path: str | Path) -> None:
+        rows = [[p, k, o, i] for (p, k), (o, i) in self.outcomes.items()]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(rows))
+
+    def load_part(self, path: str | Path) -> None:
+        for prop, key, outcome, issue_id in json.loads(Path(path).read_text()):
+            self.outcomes[(prop, key)] = (outcome, issue_id)
+
+
+RECORDER = Recorder()
+
+
+def reports_dir() -> Path:
+    env = os.environ.get("TOX_ENV_NAME") or os.environ.get("PREFIXCHECK_ENV") or "local"
+    return Path(os.environ.get("PREFIXCHECK_REPORTS", "reports")) / env
+
+
+def summary(recorder: Recorder) -> dict:
+    counts = recorder.counts()
+    totals = {"passed": 0, "failed": 0, "known": 0}
+    for slot in counts.values():
+        totals["passed"] += slot["passed"]
+        totals["failed"] += slot["failed"]
+        totals["known"] += sum(slot["known"].values())
+    return {"versions": installed(), "totals": totals, "properties": counts}
+
+
+@contextlib.contextmanager
+def check(prop: str, case: Case, recorder: Recorder | None = None) -> Iterator[tuple[known_issues.KnownIssue, ...]]:
+    """Judge one example of property `prop` on `case` (see the module docstring)."""
+    if prop not in known_issues.PROPERTIES:
+        raise ValueError(f"unknown property {prop!r}")
+    recorder = recorder or RECORDER
+    issues = known_issues.matching(prop, case)
+    try:
+        yield issues
+    except Exception as exc:
+        for issue in issues:
+            if issue.failure.matches(exc):
+                recorder.record(prop, case, KNOWN, issue.id)
+                return
+        recorder.record(prop, case, FAILED)
+        for issue in issues:
+            exc.add_note(f"known issue {issue.id} applies but expects {issue.failure}; this failure is different")
+        exc.add_note(repro.attach(prop, case))
+        raise
+    if issues:
+        recorder.record(prop, case, FAILED)
+        issue = issues[0]
+        raise known_issues.StaleKnownIssue(
+            f"{prop} passed on {case.describe()} although known issue {issue.id!r} "
+            f"({', '.join(issue.references) or 'found by this suite'}) says it fails with {issue.failure} "
+            f"for {issue.affects}: the bug looks fixed; narrow or remove the entry"
+        )
+    recorder.record(prop, case, PASSED)
