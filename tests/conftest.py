@@ -1,0 +1,98 @@
+"""Hypothesis profiles and the per-run report (reports/<env>/summary.json).
+
+HYPOTHESIS_PROFILE picks the profile: `dev` (default; few examples, database under
+.hypothesis/), `ci` (derandomized, sized for CI; default when CI is set) or `nightly`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per xdist worker: 2 workers on 2 cores
+
+from prefixcheck import outcomes  # noqa: E402  (after OMP_NUM_THREADS, before torch loads)
+
+_DB = DirectoryBasedExampleDatabase(".hypothesis/examples")
+_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROFILES = {
+    # Each example trains a model: sizes below are examples per test item (a property x task).
+    "dev": dict(max_examples=4, database=_DB, **_COMMON),
+    # derandomize=True implies no database (Hypothesis refuses both)
+    "ci": dict(max_examples=8, derandomize=True, database=None, print_blob=True, **_COMMON),
+    "nightly": dict(max_examples=40, database=_DB, print_blob=True, **_COMMON),
+}
+for _name, _kwargs in PROFILES.items():
+    settings.register_profile(_name, **_kwargs)
+
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+if PROFILE not in PROFILES:
+    raise pytest.UsageError(f"HYPOTHESIS_PROFILE={PROFILE!r} is not a profile of this suite; use one of {sorted(PROFILES)}")
+settings.load_profile(PROFILE)
+
+
+def scaled(fraction: float) -> settings:
+    """Settings for a test whose examples cost more (Trainer runs): a fraction of the profile."""
+    return settings(max_examples=max(2, int(settings.default.max_examples * fraction)))
+
+
+def _parts_dir(config) -> str:
+    return str(outcomes.reports_dir() / "parts" / os.environ["PREFIXCHECK_RUN_ID"])
+
+
+def pytest_configure(config):
+    os.environ.setdefault("PREFIXCHECK_RUN_ID", uuid.uuid4().hex[:12])  # inherited by xdist workers
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    start = outcomes.RECORDER.mark()
+    try:
+        return (yield)
+    except BaseException:
+        outcomes.RECORDER.forget_shrinking(start)
+        raise
+
+
+def pytest_report_header(config):
+    from prefixcheck.versions import installed
+
+    return [f"prefix-roundtrip: profile={PROFILE} " + " ".join(f"{k}={v}" for k, v in installed().items())]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    parts = _parts_dir(session.config)
+    worker = getattr(session.config, "workerinput", None)
+    if worker is not None:
+        outcomes.RECORDER.write_part(os.path.join(parts, f"{worker['workerid']}.json"))
+        return
+    recorder = outcomes.Recorder()
+    recorder.outcomes.update(outcomes.RECORDER.outcomes)
+    if os.path.isdir(parts):
+        for name in sorted(os.listdir(parts)):
+            recorder.load_part(os.path.join(parts, name))
+        shutil.rmtree(parts, ignore_errors=True)
+    if not recorder.outcomes:
+        return  # only self-tests or nothing ran: keep the last property summary
+    summary = outcomes.summary(recorder)
+    summary["hypothesis_profile"] = PROFILE
+    path = outcomes.reports_dir() / "summary.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    totals = summary["totals"]
+    session.config._prefix_summary_line = (
+        f"prefix-roundtrip summary: {path} ({totals['passed']} passed, {totals['failed']} failed, "
+        f"{totals['known']} known-issue examples)"
+    )
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    line = getattr(config, "_prefix_summary_line", None)
+    if line:
+        terminalreporter.write_line(line)
