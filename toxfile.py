@@ -1,0 +1,101 @@
+"""tox plugin: where torch comes from, and what PEFT_SPEC / TRANSFORMERS_SPEC mean.
+
+TORCH_WHEELS picks the source of the CPU build of torch for every tox environment:
+- unset: the PyTorch CPU wheel index (https://download.pytorch.org/whl/cpu), so no resolver
+  ever pulls a multi-GB CUDA build from PyPI;
+- a URL: that package index instead (a mirror of the CPU index);
+- a folder: a local folder of wheels (find-links), e.g. on machines without the index.
+Either way torch is pinned to the CPU build by constraints-torch-cpu.txt.
+
+PEFT_SPEC / TRANSFORMERS_SPEC (for the peft-pr environment): a version ("0.21.2"), any pip
+requirement ("peft==0.21.2", "peft @ git+https://..."), a git URL or a local path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from tox.plugin import impl
+
+PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+_VERSION = re.compile(r"^\d+(\.\d+)*([a-z]+\d*)?(\.dev\d+)?$")
+_OPERATOR = re.compile(r"^(==|>=|<=|~=|!=|<|>)")
+
+
+class SpecError(ValueError):
+    pass
+
+
+def requirement(package: str, spec: str) -> str:
+    """Turn a user's PEFT_SPEC-style value into one pip requirement line, or say why not."""
+    spec = spec.strip()
+    if not spec:
+        raise SpecError(f"{package}: empty version spec")
+    if _VERSION.match(spec):
+        return f"{package}=={spec}"
+    if _OPERATOR.match(spec):
+        return f"{package}{spec}"
+    if spec.startswith(("git+", "https://", "http://", "file://")):
+        return f"{package} @ {spec}"
+    if spec.startswith((".", "/", "~")) or os.sep in spec:
+        path = Path(spec).expanduser().resolve()
+        if not path.exists():
+            raise SpecError(f"{package}: local path {spec!r} does not exist")
+        return f"{package} @ {path.as_uri()}"
+    if spec.lower().startswith(package):
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        try:
+            Requirement(spec)
+        except InvalidRequirement as exc:
+            raise SpecError(f"{package}: invalid requirement {spec!r} ({exc})") from None
+        return spec
+    raise SpecError(f"{package}: unknown version spec {spec!r} (use a version, a requirement, a git URL or a path)")
+
+
+def torch_source_env(value: str | None) -> dict[str, str]:
+    """uv settings for TORCH_WHEELS (see the module docstring)."""
+    value = (value or PYTORCH_CPU_INDEX).strip()
+    if "://" in value:
+        return {"UV_INDEX": f"pytorch-cpu={value}"}
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise SpecError(f"TORCH_WHEELS={value!r} is neither a URL nor an existing folder of wheels")
+    return {"UV_FIND_LINKS": str(path.resolve())}
+
+
+def _pr_requirements() -> dict[str, str]:
+    if not os.environ.get("PEFT_SPEC"):
+        raise SpecError("peft-pr needs PEFT_SPEC (a version, requirement, git URL or path); it is not set")
+    return {
+        "PREFIX_PEFT_REQ": requirement("peft", os.environ["PEFT_SPEC"]),
+        "PREFIX_TRANSFORMERS_REQ": requirement("transformers", os.environ.get("TRANSFORMERS_SPEC") or ">=4.40"),
+    }
+
+
+def _fail(exc: SpecError):
+    raise SystemExit(f"error: {exc}") from None
+
+
+@impl
+def tox_add_core_config(core_conf, state) -> None:
+    # Runs once, before any environment is configured: bad TORCH_WHEELS stops everything.
+    try:
+        os.environ.update(torch_source_env(os.environ.get("TORCH_WHEELS")))
+    except SpecError as exc:
+        _fail(exc)
+    try:  # only peft-pr reads these; its own install step reports a bad or missing spec
+        os.environ.update(_pr_requirements())
+    except SpecError:
+        pass
+
+
+@impl
+def tox_on_install(tox_env, arguments, section, of_type) -> None:
+    if tox_env.name == "peft-pr" and of_type == "deps":
+        try:
+            _pr_requirements()
+        except SpecError as exc:
+            _fail(exc)
