@@ -50,7 +50,8 @@ def requirement(package: str, spec: str) -> str:
         try:
             Requirement(spec)
         except InvalidRequirement as exc:
-            raise SpecError(f"{package}: invalid requirement {spec!r} ({exc})") from None
+            reason = str(exc).splitlines()[0]
+            raise SpecError(f"{package}: invalid requirement {spec!r} ({reason})") from None
         return spec
     raise SpecError(f"{package}: unknown version spec {spec!r} (use a version, a requirement, a git URL or a path)")
 

@@ -47,7 +47,7 @@ class Recorder:
         failed = [i for i, k in enumerate(run) if self.outcomes[k][0] == FAILED]
         if not failed:
             return
-        keep = set(run[: failed[0] + 1]) | {run[failed[-1]]}
+        keep = set(run[: failed[0] + 1]) | {run[failed[-1]]} | set(self.log[:start])
         for k in set(run) - keep:
             self.outcomes.pop(k, None)
         self.log[start:] = [k for k in run if k in keep]

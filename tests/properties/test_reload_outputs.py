@@ -6,7 +6,8 @@
   adapter (disable_adapter()) gives back the base model exactly.
 - generate() uses the prefix: greedy decoding's first-step logits agree with a plain forward
   pass of the same model (rows without padding, where both see the same positions).
-- generate() after reload equals generate() before save.
+- generate() after reload equals generate() before save (tokens, and first-step logits within the
+  reload tolerance), and there the prefix acts (first step differs from the adapter disabled).
 """
 
 from __future__ import annotations
@@ -55,10 +56,18 @@ def first_generated_step_matches_forward(case: Case) -> None:
 def generate_survives_reload(case: Case) -> None:
     with check("generate-roundtrip", case), engine.scratch() as d:
         trained = engine.train_case(case)
-        before = engine.generate(trained.model, case, trained.batch).sequences
+        before = engine.generate(trained.model, case, trained.batch)
         engine.save(trained.model, d)
-        after = engine.generate(engine.load(case, engine.adapter_dir(d, case.prefix.adapter_name)), case, trained.batch)
-        assert torch.equal(after.sequences, before), f"generate() after reload {after.sequences.tolist()} != before {before.tolist()}"
+        reloaded = engine.load(case, engine.adapter_dir(d, case.prefix.adapter_name))
+        after = engine.generate(reloaded, case, trained.batch)
+        tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+        assert_equal(after.first_step_logits, before.first_step_logits, tol, "generate() first step after reload vs before")
+        assert torch.equal(after.sequences, before.sequences), (
+            f"generate() after reload {after.sequences.tolist()} != before save {before.sequences.tolist()}"
+        )
+        with reloaded.disable_adapter():
+            plain = engine.generate(reloaded, case, trained.batch)
+        assert_differs(after.first_step_logits, plain.first_step_logits, "generate() first step with vs without the adapter")
 
 
 @pytest.mark.parametrize("task", TASKS)

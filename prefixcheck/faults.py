@@ -1,0 +1,189 @@
+"""Realistic faults injected into PEFT/transformers, to prove each property can fail.
+
+Each fault is a function `install(patch)` where `patch(obj, name, value)` replaces an attribute
+for the duration of one self-test (pytest's monkeypatch.setattr, or `Patcher` outside pytest,
+e.g. from a sitecustomize.py when a reproduction script must see the fault in a subprocess).
+Every fault mimics a bug PEFT or transformers has had or could plausibly have.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import peft
+import peft.config
+import peft.peft_model
+import torch
+import transformers
+
+Patch = Callable[[object, str, object], None]
+
+
+def _wrap_state_dict_load(patch: Patch, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Change the prefix table on its way from disk into the model (PeftModel.load_adapter)."""
+    original = peft.peft_model.set_peft_model_state_dict
+
+    def set_state_dict(model, state_dict, *args, **kwargs):
+        state_dict = {k: transform(v) if k.endswith("prompt_embeddings") else v for k, v in state_dict.items()}
+        return original(model, state_dict, *args, **kwargs)
+
+    patch(peft.peft_model, "set_peft_model_state_dict", set_state_dict)
+
+
+def perturb_loaded_table(patch: Patch) -> None:
+    """Loading adds 1e-3 to the prefix table (a lossy cast or an off-by-epsilon conversion)."""
+    _wrap_state_dict_load(patch, lambda t: t + 1e-3)
+
+
+def perturb_from_pretrained(patch: Patch) -> None:
+    """PeftModel.from_pretrained (not load_adapter) ends with a table off by 1e-3."""
+    original = peft.peft_model.PeftModel.from_pretrained.__func__
+
+    def from_pretrained(cls, model, model_id, adapter_name="default", **kwargs):
+        loaded = original(cls, model, model_id, adapter_name=adapter_name, **kwargs)
+        with torch.no_grad():
+            loaded.prompt_encoder[adapter_name].embedding.weight.add_(1e-3)
+        return loaded
+
+    patch(peft.peft_model.PeftModel, "from_pretrained", classmethod(from_pretrained))
+
+
+def swap_key_and_value_on_load(patch: Patch, num_layers: int) -> None:
+    """Loading swaps each layer's K and V halves of the table (a wrong cache layout)."""
+
+    def swap(table: torch.Tensor) -> torch.Tensor:
+        nvt, width = table.shape
+        per = table.view(nvt, num_layers, 2, width // (2 * num_layers))
+        return per.flip(2).reshape(nvt, width).contiguous()
+
+    _wrap_state_dict_load(patch, swap)
+
+
+def load_another_table(patch: Patch) -> None:
+    """Loading puts a different (random) table in place of the saved one."""
+    _wrap_state_dict_load(patch, lambda t: torch.randn_like(t, generator=torch.Generator().manual_seed(7)))
+
+
+def save_training_embedding(patch: Patch) -> None:
+    """Saving writes the training-time embedding instead of the projected table (shape bug)."""
+
+    def get_prompt_embedding_to_save(self, adapter_name):
+        return self.prompt_encoder[adapter_name].embedding.weight.detach().cpu()
+
+    patch(peft.peft_model.PeftModel, "get_prompt_embedding_to_save", get_prompt_embedding_to_save)
+
+
+def save_active_adapter_only(patch: Patch) -> None:
+    """Saving writes the active adapter's table under every adapter's name."""
+    original = peft.peft_model.PeftModel.get_prompt_embedding_to_save
+
+    def get_prompt_embedding_to_save(self, adapter_name):
+        return original(self, self.active_adapter)
+
+    patch(peft.peft_model.PeftModel, "get_prompt_embedding_to_save", get_prompt_embedding_to_save)
+
+
+def round_saved_table_to_model_dtype(patch: Patch) -> None:
+    """Saving from a low-precision model rounds the fp32 prefix table to the model's dtype."""
+    original = peft.peft_model.PeftModel.save_pretrained
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        dtype = self.get_base_model().dtype
+        tables = [enc.embedding.weight for enc in self.prompt_encoder.values()]
+        kept = [t.detach().clone() for t in tables]
+        with torch.no_grad():
+            for t in tables:
+                t.copy_(t.to(dtype).to(t.dtype))
+        try:
+            return original(self, save_directory, *args, **kwargs)
+        finally:
+            with torch.no_grad():
+                for t, k in zip(tables, kept):
+                    t.copy_(k)
+
+    patch(peft.peft_model.PeftModel, "save_pretrained", save_pretrained)
+
+
+def drop_config_key_on_save(patch: Patch, key: str = "prefix_projection") -> None:
+    """adapter_config.json loses a key on save, so it reloads with the default."""
+    original = peft.config.PeftConfigMixin.save_pretrained
+
+    def save_pretrained(self, save_directory, **kwargs):
+        original(self, save_directory, **kwargs)
+        path = Path(save_directory) / "adapter_config.json"
+        data = json.loads(path.read_text())
+        data.pop(key, None)
+        path.write_text(json.dumps(data))
+
+    patch(peft.config.PeftConfigMixin, "save_pretrained", save_pretrained)
+
+
+def prefix_ignored_in_eval(patch: Patch) -> None:
+    """In eval mode the forward pass goes straight to the base model: the prefix is never applied."""
+    cls = peft.peft_model.PeftModelForCausalLM
+    original = cls.forward
+
+    def forward(self, *args, **kwargs):
+        if self.training:
+            return original(self, *args, **kwargs)
+        kwargs.pop("labels", None)
+        return self.get_base_model()(*args, **kwargs)
+
+    patch(cls, "forward", forward)
+
+
+def generate_ignores_prefix(patch: Patch) -> None:
+    """generate() runs the base model without the prefix (what transformers 5.24 does silently)."""
+    cls = peft.peft_model.PeftModelForCausalLM
+
+    def generate(self, *args, **kwargs):
+        return self.get_base_model().generate(*args, **kwargs)
+
+    patch(cls, "generate", generate)
+
+
+def trainer_keeps_last_model(patch: Patch) -> None:
+    """load_best_model_at_end does nothing: the model trained last is what remains."""
+    patch(transformers.Trainer, "_load_best_model", lambda self: None)
+
+
+def resume_forgets_optimizer(patch: Patch) -> None:
+    """resume_from_checkpoint does not restore the optimizer and scheduler state."""
+    patch(transformers.Trainer, "_load_optimizer_and_scheduler", lambda self, checkpoint: None)
+
+
+def allow_trainable_prompt_learning(patch: Patch, then: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    """A PEFT that lets from_pretrained(is_trainable=True) load prefix adapters (optionally with
+    a faulty load on top): the trainable-reload property must then hold, or catch the fault."""
+    original = peft.peft_model.PeftModel.from_pretrained.__func__
+
+    def from_pretrained(cls, model, model_id, adapter_name="default", is_trainable=False, **kwargs):
+        loaded = original(cls, model, model_id, adapter_name=adapter_name, is_trainable=False, **kwargs)
+        if is_trainable:
+            loaded.peft_config[adapter_name].inference_mode = False
+            for param in loaded.prompt_encoder[adapter_name].parameters():
+                param.requires_grad_(True)
+        return loaded
+
+    patch(peft.peft_model.PeftModel, "from_pretrained", classmethod(from_pretrained))
+    if then is not None:
+        _wrap_state_dict_load(patch, then)
+
+
+class Patcher:
+    """monkeypatch.setattr for use outside pytest; `undo()` restores everything."""
+
+    def __init__(self) -> None:
+        self._saved: list[tuple[object, str, object]] = []
+
+    def __call__(self, obj: object, name: str, value: object) -> None:
+        self._saved.append((obj, name, getattr(obj, name)))
+        setattr(obj, name, value)
+
+    def undo(self) -> None:
+        while self._saved:
+            obj, name, value = self._saved.pop()
+            setattr(obj, name, value)
+

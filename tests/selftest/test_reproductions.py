@@ -1,0 +1,51 @@
+"""Reproduction scripts run on their own: they pass on a clean install and fail, printing
+FAILED, when PEFT carries the fault (injected through sitecustomize in the subprocess)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from prefixcheck import repro
+from prefixcheck.known_issues import PROPERTIES
+from tests.selftest.test_properties_catch_faults import BASE, PROJECTED
+
+pytestmark = pytest.mark.selftest
+
+
+def _run(script, cwd, extra_path=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env["OMP_NUM_THREADS"] = "1"
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra_path), env.get("PYTHONPATH")) if p)
+    return subprocess.run([sys.executable, str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("prop", PROPERTIES)
+def test_every_property_gets_a_script_that_compiles_and_names_its_case(prop):
+    text = repro.script(prop, PROJECTED)
+    compile(text, f"repro-{prop}.py", "exec")
+    assert repro.case_from_script(text) == PROJECTED
+    assert "prefixcheck" not in text.replace("prefix-roundtrip", ""), "the script must not need this suite"
+
+
+def test_a_script_passes_clean_and_fails_with_the_fault(tmp_path):
+    script = repro.write("reload-equality", BASE, tmp_path / "repro.py")
+    clean = _run(script, tmp_path)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+    faulty = tmp_path / "fault"
+    faulty.mkdir()
+    (faulty / "sitecustomize.py").write_text(
+        textwrap.dedent(
+            f"""
+            from prefixcheck import faults
+            faults.swap_key_and_value_on_load(faults.Patcher(), num_layers={BASE.model.num_layers})
+            """
+        )
+    )
+    broken = _run(script, tmp_path, extra_path=faulty)
+    assert broken.returncode == 1 and "FAILED: reloaded logits differ" in broken.stdout, broken.stdout + broken.stderr
