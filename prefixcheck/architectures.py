@@ -48,18 +48,20 @@ class Architecture:
     head_dims: tuple[int, ...] = (4, 8)
     max_heads: int = 4
     encoder_decoder: bool = False
-    gqa_in_config: bool = False  # config has num_key_value_heads, which PEFT reads (peft#1901)
 
     def config_kwargs(self, spec: ModelSpec) -> dict:
         lay, n = spec.layout, spec.num_layers
         common = {"vocab_size": spec.vocab_size, "pad_token_id": PAD, "bos_token_id": BOS_EOS, "eos_token_id": BOS_EOS}
         return {**common, **_BUILDERS[self.name](lay, n)}
 
-    def peft_token_dim(self, lay: AttentionLayout) -> int:
+    def peft_token_dim(self, spec: ModelSpec) -> int:
         """The per-layer prefix width PEFT gives this model (peft utils/other.py
-        `_prepare_prompt_learning_config`): kv_heads * head_dim where the config has
-        `num_key_value_heads` (GQA, peft#1901; explicit head_dim, peft#2370), else the model width."""
-        if self.gqa_in_config:
+        `_prepare_prompt_learning_config`): kv_heads * head_dim where the config declares
+        `num_key_value_heads` (GQA support, peft#1901; explicit head_dim, peft#2370), else the
+        model width. Whether a config declares it depends on the installed transformers (GPTBigCode
+        gained it in 5.x), so it is read off the config rather than assumed."""
+        lay = spec.layout
+        if _declares_kv_heads(self.model_type, frozenset(self.config_kwargs(spec).items())):
             return lay.num_kv_heads * lay.head_dim
         return lay.hidden_size
 
@@ -199,17 +201,17 @@ CLM, S2S, CLS, TOK = "CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS", "TOKEN_CLS"
 
 # Simplest first: shrinking moves towards the top of this list.
 ARCHITECTURES: tuple[Architecture, ...] = (
-    Architecture("llama", "llama", GQA, (CLM, CLS, TOK), gqa_in_config=True),
+    Architecture("llama", "llama", GQA, (CLM, CLS, TOK)),
     Architecture("gpt2", "gpt2", MHA, (CLM, CLS, TOK)),
     Architecture("opt", "opt", MHA, (CLM, CLS)),
     # GPT-NeoX rotates int(head_dim * rotary_pct=0.25) dims; that count must be even
     Architecture("gpt_neox", "gpt_neox", MHA, (CLM, CLS, TOK), head_dims=(8, 16)),
-    Architecture("qwen3", "qwen3", EXPLICIT, (CLM, CLS, TOK), gqa_in_config=True),
-    Architecture("mistral", "mistral", EXPLICIT, (CLM, CLS, TOK), gqa_in_config=True),
+    Architecture("qwen3", "qwen3", EXPLICIT, (CLM, CLS, TOK)),
+    Architecture("mistral", "mistral", EXPLICIT, (CLM, CLS, TOK)),
     Architecture("bloom", "bloom", MHA, (CLM, CLS, TOK)),
     Architecture("gpt_bigcode", "gpt_bigcode", MQA, (CLM, CLS, TOK)),
-    Architecture("gemma2", "gemma2", EXPLICIT, (CLM, CLS, TOK), gqa_in_config=True),
-    Architecture("gemma3_text", "gemma3_text", EXPLICIT, (CLM, CLS), gqa_in_config=True),
+    Architecture("gemma2", "gemma2", EXPLICIT, (CLM, CLS, TOK)),
+    Architecture("gemma3_text", "gemma3_text", EXPLICIT, (CLM, CLS)),
     Architecture("bart", "bart", MHA, (S2S, CLM, CLS), encoder_decoder=True),
     Architecture("t5", "t5", INNER, (S2S, CLS, TOK), encoder_decoder=True),
     # BERT-style encoders: classification heads only; their LM head is not a causal LM without
@@ -239,6 +241,13 @@ def _has_head(model_type: str, task: str) -> bool:
     from transformers.models.auto import modeling_auto
 
     return _has_model_type(model_type) and model_type in getattr(modeling_auto, _AUTO_MAPPING[task], {})
+
+
+@cache
+def _declares_kv_heads(model_type: str, kwargs: frozenset) -> bool:
+    import transformers
+
+    return "num_key_value_heads" in transformers.AutoConfig.for_model(model_type, **dict(kwargs)).to_dict()
 
 
 @cache

@@ -214,7 +214,7 @@ def script(prop: str, case: Case) -> str:
         lr=case.recipe.learning_rate,
         atol=tol.atol,
         rtol=tol.rtol,
-        expected_shape=(case.prefix.num_virtual_tokens, num_layers * 2 * arch.peft_token_dim(case.model.layout)),
+        expected_shape=(case.prefix.num_virtual_tokens, num_layers * 2 * arch.peft_token_dim(case.model)),
         seq2seq=case.task == "SEQ_2_SEQ_LM",
         decoder_start=model_config(case).decoder_start_token_id if case.task == "SEQ_2_SEQ_LM" else 0,
     )

@@ -34,6 +34,7 @@ ENCODER_HIDDEN_SIZES = (8, 16, 32)  # prefix_projection's MLP width, when not le
 MAX_STEPS = 3
 MAX_BATCH = 3
 SEQ_LENS = (3, 8)
+MIN_REAL_TOKENS = 2
 LEARNING_RATES = (1e-2, 1e-3, 5e-2)
 ADAPTER_NAMES = ("default", "other", "prefix_b")
 VOCAB_SIZE = 64
@@ -134,12 +135,14 @@ def prefix_specs(
 @st.composite
 def recipes(draw, padded: bool | None = None, min_batch: int = 1) -> Recipe:
     """Training length and the judged batch; padding (in the last row only) is built inside the
-    sequence length, so with `min_batch=2` at least one row is unpadded."""
+    sequence length, so with `min_batch=2` at least one row is unpadded. A padded row keeps two
+    real tokens: with one, a causal LM's shifted labels are all ignored and its loss is NaN."""
     seq_len = draw(st.integers(*SEQ_LENS))
+    most = seq_len - MIN_REAL_TOKENS
     if padded is None:
-        num_padded = draw(st.integers(0, seq_len - 1))
+        num_padded = draw(st.integers(0, most))
     else:
-        num_padded = draw(st.integers(1, seq_len - 1)) if padded else 0
+        num_padded = draw(st.integers(1, most)) if padded else 0
     return Recipe(
         steps=draw(st.integers(1, MAX_STEPS)),
         learning_rate=draw(st.sampled_from(LEARNING_RATES)),

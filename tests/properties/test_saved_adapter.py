@@ -29,7 +29,7 @@ RUNTIME_KEYS = {"inference_mode", "base_model_name_or_path", "revision"}
 
 def expected_table_shape(case: Case) -> tuple[int, int]:
     arch = architectures.get(case.model.arch)
-    token_dim = arch.peft_token_dim(case.model.layout)
+    token_dim = arch.peft_token_dim(case.model)
     return (case.prefix.num_virtual_tokens, arch.peft_num_layers(case.model) * 2 * token_dim)
 
 
