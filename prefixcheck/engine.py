@@ -33,9 +33,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 MAX_NEW_TOKENS = 3
 S2S_TARGET_LEN = 4
-_GENERATE_HAS_LOGITS = "output_logits" in inspect.signature(transformers.GenerationConfig.__init__).parameters or hasattr(
-    transformers.GenerationConfig(), "output_logits"
-)
+_GENERATE_HAS_LOGITS = "output_logits" in inspect.signature(
+    transformers.GenerationConfig.__init__
+).parameters or hasattr(transformers.GenerationConfig(), "output_logits")
 
 
 # -- models ------------------------------------------------------------------------------
@@ -70,7 +70,9 @@ def prefix_config(case: Case, **overrides) -> PrefixTuningConfig:
         kwargs["encoder_hidden_size"] = p.encoder_hidden_size
     if p.init_weights is not None:
         if not features().prefix_init_weights:
-            raise ValueError("this case sets init_weights but the installed PEFT has no PrefixTuningConfig.init_weights")
+            raise ValueError(
+                "this case sets init_weights but the installed PEFT has no PrefixTuningConfig.init_weights"
+            )
         kwargs["init_weights"] = p.init_weights
     kwargs.update(overrides)
     return PrefixTuningConfig(**kwargs)

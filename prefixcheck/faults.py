@@ -100,7 +100,7 @@ def round_saved_table_to_model_dtype(patch: Patch) -> None:
             return original(self, save_directory, *args, **kwargs)
         finally:
             with torch.no_grad():
-                for t, k in zip(tables, kept):
+                for t, k in zip(tables, kept, strict=True):
                     t.copy_(k)
 
     patch(peft.peft_model.PeftModel, "save_pretrained", save_pretrained)
@@ -186,4 +186,3 @@ class Patcher:
         while self._saved:
             obj, name, value = self._saved.pop()
             setattr(obj, name, value)
-

@@ -252,7 +252,10 @@ REGISTRY: tuple[KnownIssue, ...] = (
         affects={"transformers": ">=5.24.0", "peft": ">=0.3"},
         properties=("generate-first-step", "generate-roundtrip"),
         # GPT-2 keeps the prefix in generate() (its own entry below); Bloom crashes (bloom-generate-prefix-alibi)
-        cases={"task": GENERATIVE, "arch": tuple(a.name for a in architectures.ARCHITECTURES if a.name not in ("gpt2", "bloom"))},
+        cases={
+            "task": GENERATIVE,
+            "arch": tuple(a.name for a in architectures.ARCHITECTURES if a.name not in ("gpt2", "bloom")),
+        },
         failure=Failure("OutputMismatch", r"generate\(\) first-step logits|generate\(\) first step with vs without"),
         report=(
             "With transformers 5.24 and PEFT 0.21.2, generate() on a prefix-tuned model returns first-step logits "
@@ -281,6 +284,57 @@ REGISTRY: tuple[KnownIssue, ...] = (
             "n_embd=8, n_head=2, n_layer=2), PrefixTuningConfig(task_type='CAUSAL_LM', num_virtual_tokens=3), two AdamW "
             "steps; compare generate(..., output_logits=True).logits[0] with the forward pass."
         ),
+    ),
+    # -- older pairs (seen on peft 0.17.1 + transformers 4.57.6) --------------------------------
+    KnownIssue(
+        id="peft-2821-encoder-decoder-key-cache",
+        title="PEFT < 0.18 on transformers >= 4.56: encoder-decoder prefix tuning reads the removed DynamicCache.key_cache",
+        references=("https://github.com/huggingface/peft/issues/2821", "https://github.com/huggingface/peft/pull/2737"),
+        affects={"peft": "<0.18", "transformers": ">=4.56"},
+        properties=(ANY,),
+        cases={"task": (S2S,)},
+        failure=Failure("AttributeError", r"'DynamicCache' object has no attribute 'key_cache'"),
+    ),
+    KnownIssue(
+        id="peft-2881-explicit-head-dim",
+        title="PEFT < 0.18 sizes the prefix with hidden/heads, not the config's explicit head_dim (Qwen3, Mistral)",
+        references=("https://github.com/huggingface/peft/issues/2881", "https://github.com/huggingface/peft/pull/2883"),
+        affects={"peft": "<0.18"},
+        properties=(ANY,),
+        cases={"explicit_head_dim": (True,), "arch": ("qwen3", "mistral")},
+        failure=Failure("RuntimeError", r"Sizes of tensors must match except in dimension 2"),
+    ),
+    KnownIssue(
+        id="peft-0.17-gemma-hybrid-cache",
+        title="PEFT < 0.18 on transformers >= 4.56: Gemma2/Gemma3 prefix injection assumes HybridCache",
+        references=(),
+        found_by_suite=True,
+        affects={"peft": "<0.18", "transformers": ">=4.56"},
+        properties=(ANY,),
+        cases={"arch": ("gemma2", "gemma3_text")},
+        failure=Failure(
+            "ValueError|IndexError|RuntimeError",
+            r"max_cache_len is None but it should have been passed|index \d+ is out of bounds|tuple index out of range"
+            r"|index_copy_\(\): Source/destination tensor must have same slice shapes",
+        ),
+        report=(
+            "Fixed in later PEFT releases (0.21.2 passes; its get_prompt() builds a DynamicCache for Gemma on "
+            "transformers >= 4.56): nothing to file. For the record, PEFT 0.17.1 with transformers 4.57.6 fails on "
+            "tiny Gemma2/Gemma3 configs: SEQ_CLS/TOKEN_CLS raise 'max_cache_len is None but it should have been "
+            "passed', CAUSAL_LM raises IndexError ('index 2 is out of bounds', 'tuple index out of range') or "
+            "index_copy_ slice-shape errors, because the HybridCache path predates the transformers 4.56 cache "
+            "refactor."
+        ),
+    ),
+    KnownIssue(
+        id="peft-0.17-classification-num-items-in-batch",
+        title="PEFT <= 0.17 classification wrappers reject Trainer's num_items_in_batch",
+        references=("https://github.com/huggingface/transformers/issues/35838",),
+        affects={"peft": "<=0.17.1", "transformers": ">=4.46"},
+        properties=("trainer-best-model", "trainer-best-workaround", "trainer-resume"),
+        cases={"task": (CLS, TOK)},
+        failure=Failure("ValueError|TypeError", r"num_items_in_batch"),
+        notes="Trainer >= 4.46 passes num_items_in_batch to forward(); PEFT 0.21.2 accepts it.",
     ),
     KnownIssue(
         id="trainer-named-adapter-checkpoints",
@@ -327,6 +381,7 @@ REGISTRY: tuple[KnownIssue, ...] = (
     ),
 )
 
+
 def matching(prop: str, case: Case, versions: dict[str, str] | None = None) -> tuple[KnownIssue, ...]:
     """Every entry covering (property, case) under the installed versions, in registry order."""
     return tuple(issue for issue in REGISTRY if issue.applies(prop, case, versions))
@@ -353,3 +408,36 @@ def validate(registry: tuple[KnownIssue, ...] = REGISTRY) -> None:
             if fact not in FACTS:
                 raise ValueError(f"{where}: unknown case fact {fact!r}; known: {', '.join(FACTS)}")
         re.compile(issue.failure.match)
+
+
+def markdown_table(registry: tuple[KnownIssue, ...] = REGISTRY) -> str:
+    """The registry as a Markdown table (README's known-issue section is generated from this)."""
+    rows = ["| id | what fails | affects | reference |", "|---|---|---|---|"]
+    for issue in registry:
+        affects = ", ".join(f"{k} {v}" for k, v in issue.affects.items())
+        refs = " ".join(f"[{r.rsplit('/', 3)[-3]}#{r.rsplit('/', 1)[-1]}]({r})" for r in issue.references)
+        ref = refs or "found by this suite (report in the entry)"
+        rows.append(f"| `{issue.id}` | {issue.title} | {affects} | {ref} |")
+    return "\n".join(rows)
+
+
+README_MARKERS = ("<!-- known-issues:start -->", "<!-- known-issues:end -->")
+
+
+def readme_with_table(text: str) -> str:
+    """README text with the known-issue table between its markers replaced by the registry's."""
+    start, end = README_MARKERS
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{markdown_table()}\n{end}{tail}"
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    if sys.argv[1:2] == ["--write-readme"]:
+        readme = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+        readme.write_text(readme_with_table(readme.read_text()))
+    else:
+        print(markdown_table())

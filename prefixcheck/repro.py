@@ -84,31 +84,31 @@ workdir = tempfile.mkdtemp()
 adapter_dir = workdir if ADAPTER == "default" else workdir + "/" + ADAPTER
 '''
 
-ROUNDTRIP = '''\
+ROUNDTRIP = """\
 model.save_pretrained(workdir)
 reloaded = PeftModel.from_pretrained(build(), adapter_dir, adapter_name=ADAPTER).eval()
-'''
+"""
 
 CHECKS = {
     "saved-shapes": ROUNDTRIP
-    + '''\
+    + """\
 from safetensors.torch import load_file
 table = load_file(adapter_dir + "/adapter_model.safetensors")["prompt_embeddings"]
 expected = {expected_shape!r}
 if tuple(table.shape) != expected:
     fail(f"prompt_embeddings shape {{tuple(table.shape)}} != expected {{expected}}")
-''',
+""",
     "config-roundtrip": ROUNDTRIP
-    + '''\
+    + """\
 saved = PeftConfig.from_pretrained(adapter_dir).to_dict()
 live = model.peft_config[ADAPTER].to_dict()
 diff = {{k: (saved.get(k), live.get(k)) for k in set(saved) | set(live)
         if k not in ("inference_mode", "base_model_name_or_path", "revision") and saved.get(k) != live.get(k)}}
 if diff:
     fail(f"adapter_config.json reloads to a different config: {{diff}}")
-''',
+""",
     "resave-identical": ROUNDTRIP
-    + '''\
+    + """\
 from safetensors.torch import load_file
 second = tempfile.mkdtemp()
 reloaded.save_pretrained(second)
@@ -117,21 +117,21 @@ a = load_file(adapter_dir + "/adapter_model.safetensors")
 b = load_file(second_dir + "/adapter_model.safetensors")
 if a.keys() != b.keys() or any(not torch.equal(a[k], b[k]) for k in a):
     fail("save -> load -> save changed the saved tensors")
-''',
+""",
     "reload-equality": ROUNDTRIP
-    + '''\
+    + """\
 a, b = logits(reloaded), logits(model)
 if not close(a, b, {atol}, {rtol}):
     fail(f"reloaded logits differ from the trained model's: max |diff| {{(a - b).abs().max().item():.3e}}")
-''',
+""",
     "prefix-acts": ROUNDTRIP
-    + '''\
+    + """\
 with reloaded.disable_adapter():
     base = logits(reloaded)
 if (logits(reloaded) - base).abs().max().item() <= 1e-6:
     fail("the adapter's outputs equal the base model's: the prefix was not applied")
-''',
-    "generate-first-step": '''\
+""",
+    "generate-first-step": """\
 kw = dict(input_ids=BATCH["input_ids"], attention_mask=BATCH["attention_mask"], max_new_tokens=3,
           min_new_tokens=3, do_sample=False, num_beams=1, pad_token_id=0, return_dict_in_generate=True,
           output_logits=True)
@@ -144,30 +144,30 @@ with torch.no_grad():
     forward = model(**inputs).logits[:, -1, :].float().cpu()
 if not close(first, forward, {atol}, {rtol}):
     fail(f"generate()'s first-step logits differ from a forward pass: max |diff| {{(first - forward).abs().max().item():.3e}}")
-''',
-    "generate-roundtrip": '''\
+""",
+    "generate-roundtrip": """\
 kw = dict(input_ids=BATCH["input_ids"], attention_mask=BATCH["attention_mask"], max_new_tokens=3,
           min_new_tokens=3, do_sample=False, num_beams=1, pad_token_id=0)
 with torch.no_grad():
     before = model.generate(**kw).cpu()
-'''
+"""
     + ROUNDTRIP
-    + '''\
+    + """\
 with torch.no_grad():
     after = reloaded.generate(**kw).cpu()
 if not torch.equal(before, after):
     fail(f"generate() after reload {{after.tolist()}} != before save {{before.tolist()}}")
-''',
+""",
 }
 
 GENERIC = (
     ROUNDTRIP
-    + '''\
+    + """\
 # The suite's check for this property ({prop}) has no inlined form; compare the round trip:
 a, b = logits(reloaded), logits(model)
 if not close(a, b, {atol}, {rtol}):
     fail(f"reloaded logits differ: max |diff| {{(a - b).abs().max().item():.3e}}")
-'''
+"""
 )
 
 FOOTER = 'print("OK: the check holds on this install")\n'

@@ -186,4 +186,3 @@ def cases(
         device=dev,
         seed=draw(seeds),
     )
-

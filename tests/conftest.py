@@ -33,7 +33,9 @@ for _name, _kwargs in PROFILES.items():
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 if PROFILE not in PROFILES:
-    raise pytest.UsageError(f"HYPOTHESIS_PROFILE={PROFILE!r} is not a profile of this suite; use one of {sorted(PROFILES)}")
+    raise pytest.UsageError(
+        f"HYPOTHESIS_PROFILE={PROFILE!r} is not a profile of this suite; use one of {sorted(PROFILES)}"
+    )
 settings.load_profile(PROFILE)
 
 

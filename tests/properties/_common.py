@@ -7,7 +7,11 @@ from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recip
 
 # Split every property by task so pytest-xdist spreads the work over both cores and every task
 # type gets its own examples. Only tasks some installed architecture has a head for.
-TASKS = tuple(t for t in architectures.AUTO_CLASS if any(t in a.available_tasks() for a in architectures.available_architectures()))
+TASKS = tuple(
+    t
+    for t in architectures.AUTO_CLASS
+    if any(t in a.available_tasks() for a in architectures.available_architectures())
+)
 GENERATIVE = tuple(t for t in TASKS if t in ("CAUSAL_LM", "SEQ_2_SEQ_LM"))
 
 # The seed (peft#2256) at tiny width: 28 layers, no GQA, 10 virtual tokens, projection on,

@@ -64,7 +64,9 @@ def fp32_adapter_survives_a_bf16_base(case: Case) -> None:
         via = engine.adapter_dir(d / "via-bf16", case.prefix.adapter_name)
         config, tables = read_adapter(via)
         _, original = read_adapter(where)
-        assert_equal(tables["prompt_embeddings"], original["prompt_embeddings"], compare.BITWISE, "prefix table via bf16")
+        assert_equal(
+            tables["prompt_embeddings"], original["prompt_embeddings"], compare.BITWISE, "prefix table via bf16"
+        )
         has_head = bool(config.get("modules_to_save"))
         back_tol = tol if has_head else compare.BITWISE
         assert_equal(engine.logits(engine.load(case, via), trained.batch), reference, back_tol, "fp32 -> bf16 -> fp32")
@@ -126,4 +128,3 @@ def test_cuda_reload_reproduces_trained_outputs(task, data):
 def test_adapter_moves_between_cpu_and_cuda(task, saved_on, data):
     case = data.draw(cases(task=task, device=saved_on, dtype="float32"), label="case")
     adapter_moves_between_cpu_and_cuda(case)
-

@@ -61,13 +61,17 @@ def generate_survives_reload(case: Case) -> None:
         reloaded = engine.load(case, engine.adapter_dir(d, case.prefix.adapter_name))
         after = engine.generate(reloaded, case, trained.batch)
         tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
-        assert_equal(after.first_step_logits, before.first_step_logits, tol, "generate() first step after reload vs before")
+        assert_equal(
+            after.first_step_logits, before.first_step_logits, tol, "generate() first step after reload vs before"
+        )
         assert torch.equal(after.sequences, before.sequences), (
             f"generate() after reload {after.sequences.tolist()} != before save {before.sequences.tolist()}"
         )
         with reloaded.disable_adapter():
             plain = engine.generate(reloaded, case, trained.batch)
-        assert_differs(after.first_step_logits, plain.first_step_logits, "generate() first step with vs without the adapter")
+        assert_differs(
+            after.first_step_logits, plain.first_step_logits, "generate() first step with vs without the adapter"
+        )
 
 
 @pytest.mark.parametrize("task", TASKS)

@@ -54,10 +54,18 @@ def saved_config_reloads_equal(case: Case) -> None:
         where = engine.adapter_dir(d, case.prefix.adapter_name)
         live = trained.model.peft_config[case.prefix.adapter_name].to_dict()
         saved = PeftConfig.from_pretrained(str(where)).to_dict()
-        diff = {k: (saved.get(k), live.get(k)) for k in (set(saved) | set(live)) - RUNTIME_KEYS if saved.get(k) != live.get(k)}
+        diff = {
+            k: (saved.get(k), live.get(k))
+            for k in (set(saved) | set(live)) - RUNTIME_KEYS
+            if saved.get(k) != live.get(k)
+        }
         assert not diff, f"adapter_config.json reloads to a different config (saved, live): {diff}"
         loaded = engine.load(case, where).peft_config[case.prefix.adapter_name].to_dict()
-        diff = {k: (loaded.get(k), saved.get(k)) for k in (set(saved) | set(loaded)) - RUNTIME_KEYS if saved.get(k) != loaded.get(k)}
+        diff = {
+            k: (loaded.get(k), saved.get(k))
+            for k in (set(saved) | set(loaded)) - RUNTIME_KEYS
+            if saved.get(k) != loaded.get(k)
+        }
         assert not diff, f"the loaded model's config differs from adapter_config.json (loaded, saved): {diff}"
 
 

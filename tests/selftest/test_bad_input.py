@@ -98,10 +98,16 @@ def test_missing_tensor_file(tmp_path):
     [
         ("{", "does not parse"),
         ('{"task": "CAUSAL_LM"}', "not a case description"),
-        ('{"model": {"arch": "llama", "num_layers": 1, "layout": {"hidden_size": 8, "num_heads": 3, '
-         '"num_kv_heads": 2, "head_dim": 4}}, "task": "CAUSAL_LM", "prefix": {"num_virtual_tokens": 1}}', "does not divide"),
-        ('{"model": {"arch": "llama", "num_layers": 1, "layout": {"hidden_size": 8, "num_heads": 2, '
-         '"num_kv_heads": 2, "head_dim": 4}}, "task": "CHAT", "prefix": {"num_virtual_tokens": 1}}', "unknown task type"),
+        (
+            '{"model": {"arch": "llama", "num_layers": 1, "layout": {"hidden_size": 8, "num_heads": 3, '
+            '"num_kv_heads": 2, "head_dim": 4}}, "task": "CAUSAL_LM", "prefix": {"num_virtual_tokens": 1}}',
+            "does not divide",
+        ),
+        (
+            '{"model": {"arch": "llama", "num_layers": 1, "layout": {"hidden_size": 8, "num_heads": 2, '
+            '"num_kv_heads": 2, "head_dim": 4}}, "task": "CHAT", "prefix": {"num_virtual_tokens": 1}}',
+            "unknown task type",
+        ),
     ],
 )
 def test_bad_case_descriptions(text, message):

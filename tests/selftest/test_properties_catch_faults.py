@@ -6,8 +6,8 @@ pinned case passes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 
@@ -50,7 +50,9 @@ def _on(body, case, *extra):
 SCENARIOS = {
     s.prop: s
     for s in (
-        Scenario("saved-shapes", _on(saved.saved_table_has_the_derived_shape, PROJECTED), faults.save_training_embedding),
+        Scenario(
+            "saved-shapes", _on(saved.saved_table_has_the_derived_shape, PROJECTED), faults.save_training_embedding
+        ),
         Scenario("config-roundtrip", _on(saved.saved_config_reloads_equal, PROJECTED), faults.drop_config_key_on_save),
         Scenario("resave-identical", _on(saved.resave_is_byte_identical, BASE), faults.perturb_loaded_table),
         Scenario(
@@ -60,24 +62,36 @@ SCENARIOS = {
         ),
         Scenario("prefix-acts", _on(reload.prefix_changes_outputs, BASE), faults.prefix_ignored_in_eval),
         Scenario(
-            "generate-first-step", _on(reload.first_generated_step_matches_forward, BASE), faults.generate_ignores_prefix
+            "generate-first-step",
+            _on(reload.first_generated_step_matches_forward, BASE),
+            faults.generate_ignores_prefix,
         ),
         Scenario("generate-roundtrip", _on(reload.generate_survives_reload, BASE), faults.load_another_table),
-        Scenario("trainer-best-model", _on(trainer.trainer_restores_the_best_checkpoint, BASE), faults.trainer_keeps_last_model),
+        Scenario(
+            "trainer-best-model",
+            _on(trainer.trainer_restores_the_best_checkpoint, BASE),
+            faults.trainer_keeps_last_model,
+        ),
         Scenario(
             "trainer-best-workaround",
             _on(trainer.trainer_restores_the_best_checkpoint, BASE),
             faults.perturb_from_pretrained,
         ),
-        Scenario("trainer-resume", _on(trainer.resuming_equals_uninterrupted_training, BASE), faults.resume_forgets_optimizer),
+        Scenario(
+            "trainer-resume", _on(trainer.resuming_equals_uninterrupted_training, BASE), faults.resume_forgets_optimizer
+        ),
         Scenario(
             "trainable-reload",
             _on(trainer.trainable_reload_continues_training, BASE),
             functools.partial(faults.allow_trainable_prompt_learning, then=lambda t: t + 1e-3),
         ),
-        Scenario("multi-adapter", _on(adapters.each_adapter_reproduces_itself, BASE, SECOND), faults.save_active_adapter_only),
         Scenario(
-            "dtype-roundtrip", _on(adapters.fp32_adapter_survives_a_bf16_base, BASE), faults.round_saved_table_to_model_dtype
+            "multi-adapter", _on(adapters.each_adapter_reproduces_itself, BASE, SECOND), faults.save_active_adapter_only
+        ),
+        Scenario(
+            "dtype-roundtrip",
+            _on(adapters.fp32_adapter_survives_a_bf16_base, BASE),
+            faults.round_saved_table_to_model_dtype,
         ),
         Scenario(
             "cuda-roundtrip",

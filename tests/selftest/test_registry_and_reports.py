@@ -152,3 +152,11 @@ def test_summary_names_versions_and_counts(tmp_path):
     assert summary["properties"]["saved-shapes"] == {"passed": 1, "failed": 0, "known": {"some-entry": 1}}
     assert summary["totals"] == {"passed": 1, "failed": 0, "known": 1}
     json.dumps(summary)
+
+
+def test_readme_lists_the_registry_as_it_is():
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    text = readme.read_text()
+    assert known_issues.readme_with_table(text) == text, "run: python -m prefixcheck.known_issues --write-readme"

@@ -16,7 +16,10 @@ pytestmark = pytest.mark.selftest
         ("0.22.0.dev0", "peft==0.22.0.dev0"),
         (">=0.20", "peft>=0.20"),
         ("peft==0.17.1", "peft==0.17.1"),
-        ("git+https://github.com/huggingface/peft@refs/pull/1/head", "peft @ git+https://github.com/huggingface/peft@refs/pull/1/head"),
+        (
+            "git+https://github.com/huggingface/peft@refs/pull/1/head",
+            "peft @ git+https://github.com/huggingface/peft@refs/pull/1/head",
+        ),
     ],
 )
 def test_peft_specs_become_requirements(spec, expected):

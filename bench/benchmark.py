@@ -1,0 +1,174 @@
+"""Speed of the suite: each property's median cost per example against the bare engine cost of
+the same cases, in one process, plus pytest-xdist scaling on this machine.
+
+    python bench/benchmark.py                 # per-property table (about a minute)
+    python bench/benchmark.py --xdist         # also time the property suite with -n 0 / -n 2
+    python bench/benchmark.py --json out.json
+
+"Bare engine" = build, train, save, reload and one forward pass on both sides
+(`prefixcheck.engine.roundtrip` + logits): what any property has to pay at least.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+t0 = time.perf_counter()
+from hypothesis import Phase, given, settings  # noqa: E402
+
+from prefixcheck import engine, outcomes  # noqa: E402
+from strategies import cases  # noqa: E402
+from tests.properties import test_adapters_dtypes_devices as adapters  # noqa: E402
+from tests.properties import test_reload_outputs as reload  # noqa: E402
+from tests.properties import test_saved_adapter as saved  # noqa: E402
+from tests.properties import test_trainer_checkpoints as trainer  # noqa: E402
+
+IMPORT_S = time.perf_counter() - t0
+
+PROPERTIES = {
+    "saved-shapes": saved.saved_table_has_the_derived_shape,
+    "config-roundtrip": saved.saved_config_reloads_equal,
+    "resave-identical": saved.resave_is_byte_identical,
+    "reload-equality": reload.reloaded_outputs_equal_trained,
+    "prefix-acts": reload.prefix_changes_outputs,
+    "generate-first-step": reload.first_generated_step_matches_forward,
+    "generate-roundtrip": reload.generate_survives_reload,
+    "trainer-best-model": trainer.trainer_restores_the_best_checkpoint,
+    "trainer-resume": trainer.resuming_equals_uninterrupted_training,
+    "trainable-reload": trainer.trainable_reload_continues_training,
+    "dtype-roundtrip": adapters.fp32_adapter_survives_a_bf16_base,
+}
+GENERATIVE_ONLY = {"generate-first-step", "generate-roundtrip"}
+
+
+def draw(n: int, **kwargs) -> list:
+    out = []
+
+    @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate], deadline=None)
+    @given(case=cases(**kwargs))
+    def collect(case):
+        out.append(case)
+
+    collect()
+    return out[:n]
+
+
+def timed(fn, *args) -> float:
+    start = time.perf_counter()
+    try:
+        fn(*args)
+    except Exception:  # a known issue or a failure costs time all the same; correctness is the suite's job
+        pass
+    return time.perf_counter() - start
+
+
+def bare(case) -> float:
+    def run():
+        with engine.scratch() as d:
+            trained, reloaded = engine.roundtrip(case, d)
+            engine.logits(reloaded, trained.batch)
+            trained.reference  # noqa: B018
+
+    return timed(run)
+
+
+def per_property(n: int) -> dict:
+    outcomes.RECORDER = outcomes.Recorder()  # keep benchmark runs out of any summary
+    os.environ["PREFIXCHECK_REPORTS"] = str(ROOT / "reports" / "bench")
+    rows = {}
+    for prop, body in PROPERTIES.items():
+        kwargs = {"task": "CAUSAL_LM", "min_batch": 2} if prop in GENERATIVE_ONLY else {}
+        if prop == "dtype-roundtrip":
+            kwargs.update(dtype="float32", device="cpu")
+        sample = draw(n, **kwargs)
+        prop_s = [timed(body, c) for c in sample]
+        bare_s = [bare(c) for c in sample]
+        rows[prop] = {
+            "examples": len(sample),
+            "median_s": statistics.median(prop_s),
+            "bare_median_s": statistics.median(bare_s),
+            "ratio": statistics.median(prop_s) / statistics.median(bare_s),
+            "all_s": prop_s,
+            "bare_all_s": bare_s,
+        }
+        print(
+            f"  {prop:22s} median {rows[prop]['median_s']:.3f} s  bare {rows[prop]['bare_median_s']:.3f} s  "
+            f"ratio {rows[prop]['ratio']:.2f}",
+            flush=True,
+        )
+    return rows
+
+
+def decoder_only_end_to_end(n: int) -> float:
+    sample = draw(n, task="CAUSAL_LM")
+    return statistics.median(timed(reload.reloaded_outputs_equal_trained, c) for c in sample)
+
+
+def xdist_scaling() -> dict:
+    out = {}
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PREFIXCHECK_REPORTS": str(ROOT / "reports" / "bench")}
+    for workers in ("0", "2"):
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/properties", "-q", "-n", workers, "-p", "no:cacheprovider"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            check=False,
+        )
+        out[f"n={workers}"] = time.perf_counter() - start
+        print(f"  pytest tests/properties -n {workers}: {out[f'n={workers}']:.1f} s wall", flush=True)
+    out["speedup"] = out["n=0"] / out["n=2"]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--examples", type=int, default=6, help="examples per property (default 6)")
+    parser.add_argument("--xdist", action="store_true", help="also time the suite with -n 0 and -n 2")
+    parser.add_argument("--json", type=Path, help="write all figures here")
+    args = parser.parse_args()
+
+    from prefixcheck.versions import installed
+
+    print(f"versions: {installed()}")
+    print(f"import of torch+transformers+peft+suite: {IMPORT_S:.1f} s (once per process / xdist worker)")
+    print("per property (median per example vs bare engine on the same cases):")
+    rows = per_property(args.examples)
+    all_prop = [t for r in rows.values() for t in r["all_s"]]
+    all_bare = [t for r in rows.values() for t in r["bare_all_s"]]
+    suite_ratio = statistics.median(all_prop) / statistics.median(all_bare)
+    e2e = decoder_only_end_to_end(args.examples)
+    print(
+        f"suite per-example median {statistics.median(all_prop):.3f} s vs bare {statistics.median(all_bare):.3f} s: "
+        f"ratio {suite_ratio:.2f} (target <= 1.3)"
+    )
+    print(f"decoder-only example end to end (reload-equality, CAUSAL_LM): median {e2e:.3f} s (target <= 0.5)")
+    figures = {
+        "versions": installed(),
+        "import_s": IMPORT_S,
+        "properties": rows,
+        "suite_ratio": suite_ratio,
+        "decoder_only_median_s": e2e,
+    }
+    if args.xdist:
+        print("pytest-xdist scaling (ci profile):")
+        figures["xdist"] = xdist_scaling()
+        print(f"  speedup with 2 workers: {figures['xdist']['speedup']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
