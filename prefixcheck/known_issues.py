@@ -327,14 +327,15 @@ REGISTRY: tuple[KnownIssue, ...] = (
         ),
     ),
     KnownIssue(
-        id="peft-0.17-classification-num-items-in-batch",
-        title="PEFT <= 0.17 classification wrappers reject Trainer's num_items_in_batch",
+        id="bloom-classification-num-items-in-batch",
+        title="Trainer passes num_items_in_batch through PEFT's **kwargs; Bloom's classification heads reject it",
         references=("https://github.com/huggingface/transformers/issues/35838",),
-        affects={"peft": "<=0.17.1", "transformers": ">=4.46"},
+        affects={"transformers": ">=4.46,<5.0", "peft": ">=0.3"},
         properties=("trainer-best-model", "trainer-best-workaround", "trainer-resume"),
-        cases={"task": (CLS, TOK)},
+        cases={"arch": ("bloom",), "task": (CLS, TOK)},
         failure=Failure("ValueError|TypeError", r"num_items_in_batch"),
-        notes="Trainer >= 4.46 passes num_items_in_batch to forward(); PEFT 0.21.2 accepts it.",
+        notes="Trainer >= 4.46 passes num_items_in_batch when forward() takes **kwargs (PeftModel's does); "
+        "Bloom's 4.x forward raises 'Got unexpected arguments' for it. transformers 5.x Bloom accepts it.",
     ),
     KnownIssue(
         id="trainer-named-adapter-checkpoints",
