@@ -23,10 +23,10 @@ _DB = DirectoryBasedExampleDatabase(".hypothesis/examples")
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PROFILES = {
     # Each example trains a model: sizes below are examples per test item (a property x task).
-    "dev": dict(max_examples=4, database=_DB, **_COMMON),
+    "dev": dict(max_examples=5, database=_DB, **_COMMON),
     # derandomize=True implies no database (Hypothesis refuses both)
-    "ci": dict(max_examples=8, derandomize=True, database=None, print_blob=True, **_COMMON),
-    "nightly": dict(max_examples=40, database=_DB, print_blob=True, **_COMMON),
+    "ci": dict(max_examples=20, derandomize=True, database=None, print_blob=True, **_COMMON),
+    "nightly": dict(max_examples=80, database=_DB, print_blob=True, **_COMMON),
 }
 for _name, _kwargs in PROFILES.items():
     settings.register_profile(_name, **_kwargs)

@@ -5,9 +5,10 @@
 - The prefix acts: with the adapter on, outputs differ from the base model's, and disabling the
   adapter (disable_adapter()) gives back the base model exactly.
 - generate() uses the prefix: greedy decoding's first-step logits agree with a plain forward
-  pass of the same model (rows without padding, where both see the same positions).
+  pass of the same model (rows without padding, where both see the same positions), and they are
+  closer to it than to the base model's.
 - generate() after reload equals generate() before save (tokens, and first-step logits within the
-  reload tolerance), and there the prefix acts (first step differs from the adapter disabled).
+  reload tolerance).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from prefixcheck import compare, engine
 from prefixcheck.case import Case
-from prefixcheck.compare import assert_differs, assert_equal, reload_tolerance
+from prefixcheck.compare import assert_closer, assert_differs, assert_equal, reload_tolerance
 from prefixcheck.outcomes import check
 from strategies import cases
 from tests.properties._common import GENERATIVE, SEED_CASES, TASKS
@@ -49,8 +50,11 @@ def first_generated_step_matches_forward(case: Case) -> None:
         assert unpadded.any(), "precondition: the case must have a row without padding"
         first = engine.generate(trained.model, case, trained.batch).first_step_logits[unpadded]
         forward = engine.next_token_logits(trained.model, case, trained.batch)[unpadded]
+        base = engine.next_token_logits(engine.build_base(case), case, trained.batch)[unpadded]
         tol = compare.tolerance(compare.GENERATE, case.dtype, case.device)
         assert_equal(first, forward, tol, "generate() first-step logits vs a forward pass with the prefix")
+        # Robust where a small prefix effect hides inside a low-precision tolerance:
+        assert_closer(first, forward, base, "generate() first-step logits: closer to the base model than to the prefix")
 
 
 def generate_survives_reload(case: Case) -> None:
@@ -66,11 +70,6 @@ def generate_survives_reload(case: Case) -> None:
         )
         assert torch.equal(after.sequences, before.sequences), (
             f"generate() after reload {after.sequences.tolist()} != before save {before.sequences.tolist()}"
-        )
-        with reloaded.disable_adapter():
-            plain = engine.generate(reloaded, case, trained.batch)
-        assert_differs(
-            after.first_step_logits, plain.first_step_logits, "generate() first step with vs without the adapter"
         )
 
 

@@ -123,6 +123,8 @@ def _prepare(scenario: Scenario) -> None:
         pytest.skip("needs a CUDA device (none here)")
     case = scenario.run.args[0]
     known = [i.id for i in matching(scenario.prop, case) if scenario.prop != "trainable-reload"]
+    if scenario.prop.startswith("generate"):  # where generate() drops the prefix, no prefix fault can show in it
+        known += [i.id for i in matching("generate-first-step", case)]
     if known:  # the install already fails this case the known way: a fault on top cannot be told apart
         pytest.skip(f"{scenario.prop}: known issue {', '.join(known)} covers the pinned case on this install")
 
