@@ -59,6 +59,7 @@ def case_facts(case: Case) -> dict[str, object]:
         # PEFT's prefix width differs from what the model's cache holds per layer
         "prefix_width_mismatch": arch.peft_token_dim(case.model) != arch.kv_token_dim(lay),
         "named_adapter": case.prefix.adapter_name != "default",
+        "num_layers": case.model.num_layers,
     }
 
 
@@ -126,6 +127,15 @@ class StaleKnownIssue(AssertionError):
 CLM, S2S, CLS, TOK = "CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS", "TOKEN_CLS"
 
 ALL_TASKS = (CLM, S2S, CLS, TOK)
+ANY_BUT_TWO_LAYERS = tuple(n for n in range(1, 129) if n != 2)
+GEMMA_017_REPORT = (
+    "Fixed in later PEFT releases (0.21.2 passes; its get_prompt() builds a DynamicCache for Gemma on "
+    "transformers >= 4.56): nothing to file. For the record, PEFT 0.17.1 with transformers 4.57.6 fails on tiny "
+    "Gemma2/Gemma3 configs: SEQ_CLS/TOKEN_CLS raise 'max_cache_len is None but it should have been passed'; "
+    "CAUSAL_LM with 1 or 3 layers raises IndexError ('tuple index out of range', 'index 2 is out of bounds for "
+    "dimension 0 with size 2') in the HybridCache path, which predates the transformers 4.56 cache refactor; "
+    "2-layer models happen to work."
+)
 GENERATIVE = (CLM, S2S)
 
 REGISTRY: tuple[KnownIssue, ...] = (
@@ -300,33 +310,61 @@ REGISTRY: tuple[KnownIssue, ...] = (
     ),
     KnownIssue(
         id="peft-2881-explicit-head-dim",
-        title="PEFT < 0.18 sizes the prefix with hidden/heads, not the config's explicit head_dim (Qwen3, Mistral)",
+        title="PEFT < 0.18 sizes the prefix with hidden/heads, not the config's explicit head_dim (Qwen3, Mistral, Gemma)",
         references=("https://github.com/huggingface/peft/issues/2881", "https://github.com/huggingface/peft/pull/2883"),
         affects={"peft": "<0.18"},
         properties=(ANY,),
-        cases={"explicit_head_dim": (True,), "arch": ("qwen3", "mistral")},
-        failure=Failure("RuntimeError", r"Sizes of tensors must match except in dimension 2"),
+        cases={"explicit_head_dim": (True,), "arch": ("qwen3", "mistral", "gemma2", "gemma3_text")},
+        failure=Failure(
+            "RuntimeError",
+            r"Sizes of tensors must match except in dimension 2"
+            r"|index_copy_\(\): Source/destination tensor must have same slice shapes",  # Gemma's HybridCache
+        ),
     ),
     KnownIssue(
-        id="peft-0.17-gemma-hybrid-cache",
-        title="PEFT < 0.18 on transformers >= 4.56: Gemma2/Gemma3 prefix injection assumes HybridCache",
+        id="peft-0.17-gemma-hybrid-cache-classification",
+        title="PEFT < 0.18 on transformers >= 4.56: Gemma2/Gemma3 classification heads never get max_cache_len",
         references=(),
         found_by_suite=True,
         affects={"peft": "<0.18", "transformers": ">=4.56"},
         properties=(ANY,),
-        cases={"arch": ("gemma2", "gemma3_text")},
+        cases={"arch": ("gemma2", "gemma3_text"), "task": (CLS, TOK)},
+        failure=Failure("ValueError", r"max_cache_len is None but it should have been passed"),
+        report=GEMMA_017_REPORT,
+    ),
+    KnownIssue(
+        id="peft-0.17-gemma-hybrid-cache-layers",
+        title="PEFT < 0.18 on transformers >= 4.56: Gemma2/Gemma3 causal LMs fail unless they have exactly 2 layers",
+        references=(),
+        found_by_suite=True,
+        affects={"peft": "<0.18", "transformers": ">=4.56"},
+        properties=(ANY,),
+        cases={"arch": ("gemma2", "gemma3_text"), "task": (CLM,), "num_layers": ANY_BUT_TWO_LAYERS},
         failure=Failure(
-            "ValueError|IndexError|RuntimeError",
-            r"max_cache_len is None but it should have been passed|index \d+ is out of bounds|tuple index out of range"
+            "IndexError|RuntimeError",
+            r"index \d+ is out of bounds|tuple index out of range"
             r"|index_copy_\(\): Source/destination tensor must have same slice shapes",
         ),
+        report=GEMMA_017_REPORT,
+    ),
+    KnownIssue(
+        id="peft-cls-fallback-takes-cache-as-pooled-output",
+        title="SEQ_CLS fallback path feeds the returned cache to RoBERTa's classifier as if it were the pooled output",
+        references=(),
+        found_by_suite=True,
+        affects={"transformers": "<5.0", "peft": ">=0.3"},
+        properties=(ANY,),
+        cases={"arch": ("roberta",), "task": (CLS,)},
+        failure=Failure("TypeError", r"'<' not supported between instances of 'tuple' and 'int'"),
         report=(
-            "Fixed in later PEFT releases (0.21.2 passes; its get_prompt() builds a DynamicCache for Gemma on "
-            "transformers >= 4.56): nothing to file. For the record, PEFT 0.17.1 with transformers 4.57.6 fails on "
-            "tiny Gemma2/Gemma3 configs: SEQ_CLS/TOKEN_CLS raise 'max_cache_len is None but it should have been "
-            "passed', CAUSAL_LM raises IndexError ('index 2 is out of bounds', 'tuple index out of range') or "
-            "index_copy_ slice-shape errors, because the HybridCache path predates the transformers 4.56 cache "
-            "refactor."
+            "With transformers 4.57.6 (PEFT 0.17.1), RobertaForSequenceClassification.forward has no past_key_values "
+            "argument, so PeftModelForSequenceClassification._prefix_tuning_forward calls the backbone itself and "
+            "takes `pooled_output = outputs[1] if len(outputs) > 1 else outputs[0]`. RobertaModel is built without a "
+            "pooler for classification, so outputs[1] is the returned DynamicCache; the classifier then indexes it "
+            "(features[:, 0, :]) and DynamicCache.__getitem__ fails with \"TypeError: '<' not supported between "
+            "instances of 'tuple' and 'int'\". The fallback should use the model's own head on the sequence output "
+            "(or check for a pooler). Repro: RobertaConfig(hidden_size=8, num_attention_heads=2, num_hidden_layers=1), "
+            "PrefixTuningConfig(task_type='SEQ_CLS', num_virtual_tokens=1), one forward pass."
         ),
     ),
     KnownIssue(
