@@ -142,8 +142,7 @@ REGISTRY: tuple[KnownIssue, ...] = (
     KnownIssue(
         id="t5-inner-dim-prefix-width",
         title="T5 with d_kv * num_heads != d_model: PEFT sizes the prefix from d_model, so it cannot be injected",
-        references=(),
-        found_by_suite=True,
+        references=("https://github.com/huggingface/peft/issues/385",),
         affects={"peft": ">=0.3"},
         properties=(ANY,),
         cases={"arch": ("t5",), "prefix_width_mismatch": (True,)},
@@ -211,12 +210,12 @@ REGISTRY: tuple[KnownIssue, ...] = (
     KnownIssue(
         id="peft-modules-to-save-duplicated",
         title="SEQ_CLS/TOKEN_CLS prompt-learning configs append classifier/score to modules_to_save on every load",
-        references=(),
-        found_by_suite=True,
+        references=("https://github.com/huggingface/peft/pull/3770",),
         affects={"peft": ">=0.3"},
         properties=("config-roundtrip", "resave-identical"),
         cases={"task": (CLS, TOK)},
         failure=Failure("AssertionError", r"modules_to_save"),
+        notes="peft#3770 (merged after 0.21.2) de-duplicates on add_adapter; the entry goes stale with the release that has it.",
         report=(
             "For task_type SEQ_CLS/TOKEN_CLS, PEFT extends config.modules_to_save with ['classifier', 'score'] each "
             "time a PeftModel is built from the config, without de-duplicating. The saved adapter_config.json already "
@@ -381,12 +380,12 @@ REGISTRY: tuple[KnownIssue, ...] = (
     KnownIssue(
         id="trainer-named-adapter-checkpoints",
         title="load_best_model_at_end looks for the adapter only in the checkpoint root: a named adapter is never restored",
-        references=(),
-        found_by_suite=True,
+        references=("https://github.com/huggingface/transformers/pull/36201",),
         affects={"transformers": ">=4.36", "peft": ">=0.3"},
         properties=("trainer-best-model",),
         cases={"named_adapter": (True,)},
         failure=Failure("AssertionError", r"did not load the best checkpoint"),
+        notes="transformers#36201 (open) makes _load_best_model look in the adapter's subfolder.",
         report=(
             "PeftModel.save_pretrained writes an adapter named X (X != 'default') to <checkpoint>/X/, but "
             "Trainer._load_best_model looks for adapter_model.safetensors in <checkpoint>/ only (unlike "
