@@ -91,8 +91,11 @@ def summary(recorder: Recorder) -> dict:
 
 
 @contextlib.contextmanager
-def check(prop: str, case: Case, recorder: Recorder | None = None) -> Iterator[tuple[known_issues.KnownIssue, ...]]:
-    """Judge one example of property `prop` on `case` (see the module docstring)."""
+def check(
+    prop: str, case: Case, recorder: Recorder | None = None, **context
+) -> Iterator[tuple[known_issues.KnownIssue, ...]]:
+    """Judge one example of property `prop` on `case` (see the module docstring). `context` goes
+    to the reproduction script (e.g. `second=` the other adapter of a multi-adapter case)."""
     if prop not in known_issues.PROPERTIES:
         raise ValueError(f"unknown property {prop!r}")
     recorder = recorder or RECORDER
@@ -107,7 +110,7 @@ def check(prop: str, case: Case, recorder: Recorder | None = None) -> Iterator[t
         recorder.record(prop, case, FAILED)
         for issue in issues:
             exc.add_note(f"known issue {issue.id} applies but expects {issue.failure}; this failure is different")
-        exc.add_note(repro.attach(prop, case))
+        exc.add_note(repro.attach(prop, case, **context))
         raise
     if issues:
         recorder.record(prop, case, FAILED)

@@ -13,7 +13,8 @@ import textwrap
 from pathlib import Path
 
 from . import architectures
-from .case import Case
+from . import repro_templates as templates
+from .case import Case, PrefixSpec
 from .compare import reload_tolerance, tolerance
 from .versions import installed
 
@@ -160,6 +161,16 @@ if not torch.equal(before, after):
 """,
 }
 
+CHECKS.update(
+    {
+        "trainer-best-model": templates.TRAINER_BEST,
+        "trainer-best-workaround": templates.TRAINER_WORKAROUND,
+        "trainer-resume": templates.TRAINER_RESUME,
+        "trainable-reload": templates.TRAINABLE,
+        "dtype-roundtrip": ROUNDTRIP + templates.DTYPE,
+    }
+)
+
 GENERIC = (
     ROUNDTRIP
     + """\
@@ -173,9 +184,12 @@ if not close(a, b, {atol}, {rtol}):
 FOOTER = 'print("OK: the check holds on this install")\n'
 
 
-def script(prop: str, case: Case) -> str:
-    """The standalone reproduction script text for `prop` on `case`."""
-    from .engine import make_batch, model_config  # engine imports torch; keep this module light
+def script(prop: str, case: Case, second: PrefixSpec | None = None) -> str:
+    """The standalone reproduction script text for `prop` on `case` (`second`: the other
+    adapter of a multi-adapter case)."""
+    from . import trainer  # imports torch/transformers; keep this module light until a script is made
+    from .compare import DTYPE_CAST
+    from .engine import make_batch, model_config
 
     arch = architectures.get(case.model.arch)
     prefix = {
@@ -217,17 +231,42 @@ def script(prop: str, case: Case) -> str:
         expected_shape=(case.prefix.num_virtual_tokens, num_layers * 2 * arch.peft_token_dim(case.model)),
         seq2seq=case.task == "SEQ_2_SEQ_LM",
         decoder_start=model_config(case).decoder_start_token_id if case.task == "SEQ_2_SEQ_LM" else 0,
+        batch_size=case.recipe.batch_size,
+        eval_strategy=trainer._EVAL_STRATEGY,
+        cpu_flag=trainer._CPU_FLAG,
+        trainer_steps=case.recipe.steps + trainer.EXTRA_STEPS,
+        dtype_atol=tolerance(DTYPE_CAST, "bfloat16", case.device).atol,
+        dtype_rtol=tolerance(DTYPE_CAST, "bfloat16", case.device).rtol,
+        second=_second_adapter(case, second),
     )
     body = CHECKS.get(prop, GENERIC)
+    if prop == "multi-adapter" and second is not None:
+        body = templates.MULTI_ADAPTER
     return HEADER.format(**fields) + body.format(**fields) + FOOTER
 
 
-def attach(prop: str, case: Case) -> str:
+def _second_adapter(case: Case, second: PrefixSpec | None) -> dict | None:
+    if second is None:
+        return None
+    config = {
+        "task_type": case.task,
+        "num_virtual_tokens": second.num_virtual_tokens,
+        "prefix_projection": second.prefix_projection,
+    }
+    if second.encoder_hidden_size is not None:
+        config["encoder_hidden_size"] = second.encoder_hidden_size
+    if second.init_weights is not None:
+        config["init_weights"] = second.init_weights
+    tol = reload_tolerance(second.prefix_projection, case.dtype, case.device)
+    return {"adapter_name": second.adapter_name, "config": config, "atol": tol.atol, "rtol": tol.rtol}
+
+
+def attach(prop: str, case: Case, **context) -> str:
     """Write the script under the reports folder; return a note with its path and its text."""
     from .outcomes import reports_dir
 
     try:
-        text = script(prop, case)
+        text = script(prop, case, **context)
     except Exception as exc:  # the original failure matters more than a broken reproduction
         return f"(no reproduction script: building it failed with {type(exc).__name__}: {exc})"
     path = reports_dir() / "repros" / f"{prop}-{case.key}.py"
@@ -244,7 +283,7 @@ def case_from_script(text: str) -> Case:
     raise ValueError("not a reproduction script: no CASE line")
 
 
-def write(prop: str, case: Case, path: str | Path) -> Path:
+def write(prop: str, case: Case, path: str | Path, **context) -> Path:
     path = Path(path)
-    path.write_text(script(prop, case))
+    path.write_text(script(prop, case, **context))
     return path

@@ -23,6 +23,7 @@ _ARGS = inspect.signature(TrainingArguments.__init__).parameters
 _EVAL_STRATEGY = "eval_strategy" if "eval_strategy" in _ARGS else "evaluation_strategy"
 # transformers 4.38 replaced no_cuda with use_cpu
 _CPU_FLAG = "use_cpu" if "use_cpu" in _ARGS else "no_cuda"
+EXTRA_STEPS = 1  # Trainer properties run recipe.steps + 1 steps, so there are always >= 2 checkpoints
 
 
 class RowDataset(torch.utils.data.Dataset):

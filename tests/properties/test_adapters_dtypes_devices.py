@@ -32,7 +32,7 @@ needs_cuda = pytest.mark.skipif(not features().cuda, reason="needs a CUDA device
 def each_adapter_reproduces_itself(case: Case, other: PrefixSpec) -> None:
     first = case.prefix.adapter_name
     second_case = case.replace(prefix=other)
-    with check("multi-adapter", case), engine.scratch() as d:
+    with check("multi-adapter", case, second=other), engine.scratch() as d:
         trained = engine.train_case(case)
         model, batch = trained.model, trained.batch
         model.add_adapter(other.adapter_name, engine.prefix_config(second_case))

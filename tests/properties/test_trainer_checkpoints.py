@@ -20,12 +20,10 @@ from prefixcheck import compare, engine
 from prefixcheck.case import Case
 from prefixcheck.compare import assert_equal, reload_tolerance
 from prefixcheck.outcomes import check
-from prefixcheck.trainer import TrainerRun
+from prefixcheck.trainer import EXTRA_STEPS, TrainerRun
 from strategies import cases
 from tests.conftest import scaled
 from tests.properties._common import SEED_CASES, TASKS
-
-EXTRA_STEPS = 1  # Trainer runs recipe.steps + 1 steps, so there are always >= 2 checkpoints
 
 
 def trainer_restores_the_best_checkpoint(case: Case) -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from prefixcheck import repro
 from prefixcheck.known_issues import PROPERTIES
-from tests.selftest.test_properties_catch_faults import BASE, PROJECTED
+from tests.properties._common import SEED_CASE
+from tests.selftest.test_properties_catch_faults import BASE, PROJECTED, SECOND
 
 pytestmark = pytest.mark.selftest
 
@@ -27,7 +28,7 @@ def _run(script, cwd, extra_path=None):
 
 @pytest.mark.parametrize("prop", PROPERTIES)
 def test_every_property_gets_a_script_that_compiles_and_names_its_case(prop):
-    text = repro.script(prop, PROJECTED)
+    text = repro.script(prop, PROJECTED, second=SECOND)
     compile(text, f"repro-{prop}.py", "exec")
     assert repro.case_from_script(text) == PROJECTED
     assert "prefixcheck" not in text.replace("prefix-roundtrip", ""), "the script must not need this suite"
@@ -49,3 +50,11 @@ def test_a_script_passes_clean_and_fails_with_the_fault(tmp_path):
     )
     broken = _run(script, tmp_path, extra_path=faulty)
     assert broken.returncode == 1 and "FAILED: reloaded logits differ" in broken.stdout, broken.stdout + broken.stderr
+
+
+def test_the_seed_script_reproduces_the_seed(tmp_path):
+    """The Trainer script for the seed's structure fails the way peft#2256 / transformers#35087 say."""
+    script = repro.write("trainer-best-model", SEED_CASE, tmp_path / "seed.py")
+    run = _run(script, tmp_path)
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "load_best_model_at_end=True can lead to errors" in run.stderr or "size mismatch" in run.stderr, run.stderr

@@ -1,0 +1,146 @@
+"""Inlined checks for the reproduction scripts of the Trainer, dtype and multi-adapter properties.
+
+Each is a `str.format` template (literal braces doubled) appended after `repro.HEADER`, which
+defines build(), train(), logits(), close(), fail(), BATCH, PREFIX, ADAPTER and a trained `model`.
+"""
+
+TRAINER = """\
+from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
+
+ROWS = [{{k: v[i].cpu() for k, v in BATCH.items()}} for i in range(len(BATCH["input_ids"]))]
+
+
+class Snapshots(TrainerCallback):
+    \"\"\"The live model's logits at every checkpoint save.\"\"\"
+
+    def __init__(self):
+        self.logits = {{}}
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        was_training = model.training
+        model.eval()
+        self.logits[state.global_step] = logits(model)
+        model.train(was_training)
+
+
+def run_trainer(output_dir, max_steps, load_best, resume=None):
+    torch.manual_seed(SEED + 1)
+    peft_model = get_peft_model(build(), PrefixTuningConfig(**PREFIX), adapter_name=ADAPTER)
+    snaps = Snapshots()
+    args = TrainingArguments(
+        output_dir=output_dir, per_device_train_batch_size={batch_size}, per_device_eval_batch_size={batch_size},
+        max_steps=max_steps, learning_rate={lr}, lr_scheduler_type="constant", {eval_strategy}="steps",
+        eval_steps=1, save_strategy="steps", save_steps=1, logging_steps=1, load_best_model_at_end=load_best,
+        metric_for_best_model="eval_loss", greater_is_better=False, report_to=[], seed=SEED, data_seed=SEED,
+        remove_unused_columns=False, label_names=["labels"], {cpu_flag}=DEVICE == "cpu",
+    )
+    trainer = Trainer(model=peft_model, args=args, train_dataset=ROWS, eval_dataset=ROWS,
+                      data_collator=default_data_collator, callbacks=[snaps])
+    trainer.train(resume_from_checkpoint=resume)
+    losses = {{e["step"]: e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e}}
+    best = min(losses, key=lambda step: (losses[step], step))
+    return peft_model.eval(), snaps.logits, best
+
+
+def checkpoint_adapter(output_dir, step):
+    root = f"{{output_dir}}/checkpoint-{{step}}"
+    return root if ADAPTER == "default" else root + "/" + ADAPTER
+
+
+"""
+
+TRAINER_BEST = (
+    TRAINER
+    + """\
+# load_best_model_at_end=True must restore the model as it was when the best checkpoint was saved.
+# With prefix_projection=True, trainer.train() itself raises at the end (peft#2256).
+model, snapshots, best = run_trainer(workdir + "/trainer", max_steps={trainer_steps}, load_best=True)
+restored = logits(model)
+if not torch.equal(restored, snapshots[best]):
+    fail(f"model after load_best_model_at_end differs from the best checkpoint's (step {{best}}): "
+         f"max |diff| {{(restored - snapshots[best]).abs().max().item():.3e}}")
+"""
+)
+
+TRAINER_WORKAROUND = (
+    TRAINER
+    + """\
+# The documented workaround: load_best_model_at_end=False, then PeftModel.from_pretrained(base, best checkpoint).
+model, snapshots, best = run_trainer(workdir + "/trainer", max_steps={trainer_steps}, load_best=False)
+where = checkpoint_adapter(workdir + "/trainer", best)
+loaded = PeftModel.from_pretrained(build(), where, adapter_name=ADAPTER).eval()
+got = logits(loaded)
+if not close(got, snapshots[best], {atol}, {rtol}):
+    fail(f"from_pretrained(best checkpoint) differs from the model at that save: "
+         f"max |diff| {{(got - snapshots[best]).abs().max().item():.3e}}")
+"""
+)
+
+TRAINER_RESUME = (
+    TRAINER
+    + """\
+# resume_from_checkpoint must give the same model as uninterrupted training.
+straight, _, _ = run_trainer(workdir + "/straight", max_steps={trainer_steps}, load_best=False)
+resumed, _, _ = run_trainer(workdir + "/resumed", max_steps={trainer_steps}, load_best=False,
+                            resume=workdir + "/straight/checkpoint-1")
+a, b = logits(resumed), logits(straight)
+if not torch.equal(a, b):
+    fail(f"resumed from checkpoint-1 differs from uninterrupted training: max |diff| {{(a - b).abs().max().item():.3e}}")
+"""
+)
+
+TRAINABLE = """\
+model.save_pretrained(workdir)
+# PEFT raises here for prompt-learning adapters ("Cannot set a prompt learning adapter to trainable ...").
+reloaded = PeftModel.from_pretrained(build(), adapter_dir, adapter_name=ADAPTER, is_trainable=True)
+train(model)
+train(reloaded)
+a, b = logits(reloaded), logits(model)
+if not close(a, b, {atol}, {rtol}):
+    fail(f"continued training after an is_trainable reload differs: max |diff| {{(a - b).abs().max().item():.3e}}")
+"""
+
+DTYPE = """\
+from safetensors.torch import load_file
+
+
+def build_as(dtype):
+    torch.manual_seed(SEED)
+    config = transformers.AutoConfig.for_model(MODEL_TYPE, **CONFIG)
+    base = getattr(transformers, AUTO_CLASS).from_config(config, attn_implementation={attn!r})
+    return base.to(dtype=dtype, device=DEVICE).eval()
+
+
+reference = logits(reloaded)
+low = PeftModel.from_pretrained(build_as(torch.bfloat16), adapter_dir, adapter_name=ADAPTER).eval()
+got = logits(low)
+if not close(got, reference, {dtype_atol}, {dtype_rtol}):
+    fail(f"fp32 adapter on a bf16 base is off by {{(got - reference).abs().max().item():.3e}}")
+second = tempfile.mkdtemp()
+low.save_pretrained(second)
+second_dir = second if ADAPTER == "default" else second + "/" + ADAPTER
+before = load_file(adapter_dir + "/adapter_model.safetensors")["prompt_embeddings"]
+after = load_file(second_dir + "/adapter_model.safetensors")["prompt_embeddings"]
+if not torch.equal(before, after):
+    fail("the prefix table changed on its way through a bf16 base")
+"""
+
+MULTI_ADAPTER = """\
+SECOND = {second!r}
+model.add_adapter(SECOND["adapter_name"], PrefixTuningConfig(**SECOND["config"]))
+model.set_adapter(SECOND["adapter_name"])
+train(model)
+expected = {{}}
+for name in (ADAPTER, SECOND["adapter_name"]):
+    model.set_adapter(name)
+    expected[name] = logits(model.eval())
+model.save_pretrained(workdir)
+reloaded = PeftModel.from_pretrained(build(), adapter_dir, adapter_name=ADAPTER).eval()
+reloaded.load_adapter(workdir + "/" + SECOND["adapter_name"], adapter_name=SECOND["adapter_name"])
+TOLERANCE = {{ADAPTER: ({atol}, {rtol}), SECOND["adapter_name"]: (SECOND["atol"], SECOND["rtol"])}}
+for name in (ADAPTER, SECOND["adapter_name"]):
+    reloaded.set_adapter(name)
+    got = logits(reloaded.eval())
+    if not close(got, expected[name], *TOLERANCE[name]):
+        fail(f"adapter {{name!r}} after reload differs: max |diff| {{(got - expected[name]).abs().max().item():.3e}}")
+"""
