@@ -7,7 +7,6 @@ leaves its folder) raises `ArtifactError` with one line that names the file and 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 CONFIG_FILE = "adapter_config.json"
@@ -69,7 +68,3 @@ def read_adapter(directory: str | Path) -> tuple[dict, dict]:
     if not weights.exists() and any((directory / p).exists() for p in PICKLE_FILES):
         raise ArtifactError(f"{directory}: only a pickle adapter_model.bin; this suite reads safetensors only")
     return load_json(inside(directory, CONFIG_FILE)), load_tensors(weights)
-
-
-def finite(x: float) -> bool:
-    return math.isfinite(x)

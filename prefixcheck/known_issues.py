@@ -13,7 +13,7 @@ that is too broad as a stale one.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import architectures
 from .case import Case
@@ -109,7 +109,6 @@ class KnownIssue:
     found_by_suite: bool = False
     report: str = ""  # for found_by_suite entries: the text to file upstream
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
     def applies(self, prop: str, case: Case, versions: dict[str, str] | None = None) -> bool:
         if ANY not in self.properties and prop not in self.properties:

@@ -56,7 +56,7 @@ def satisfies(package: str, spec: str, versions: dict[str, str] | None = None) -
 class Features:
     """Capabilities of the installed PEFT/transformers/torch, detected rather than version-checked."""
 
-    prefix_init_weights: bool  # PrefixTuningConfig.init_weights (added with peft#2xxx zero init)
+    prefix_init_weights: bool  # PrefixTuningConfig.init_weights ("zero" init; absent from older releases)
     cuda: bool
     sdpa: bool
 
