@@ -17,6 +17,7 @@ PROJECTION = "projection"  # trained side runs the MLP at batch B, saved side is
 DTYPE_CAST = "dtype-cast"  # an fp32 adapter evaluated on a lower-precision base vs the fp32 reference
 DEVICE = "device"  # the same model evaluated on CPU and on CUDA
 GENERATE = "generate"  # generate()'s prefill step vs a plain forward pass of the same model
+CROSS_VERSION = "cross-version"  # the same weights under another torch/transformers/peft release
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ TOLERANCES: dict[tuple[str, str | None, str | None], Tolerance] = {
     ),
     (GENERATE, "bfloat16", None): Tolerance(1e-2, 0.0, "as fp32 generate; bitwise equal seen in bf16, one ulp allowed"),
     (GENERATE, "float16", None): Tolerance(2e-3, 0.0, "as fp32 generate, one fp16 ulp allowed"),
+    (CROSS_VERSION, "float32", None): Tolerance(
+        1e-5, 1e-5, "another release may reorder ops: GPT-2 base logits move by ~2e-7 between transformers 4.3x and 5.x"
+    ),
+    (CROSS_VERSION, "bfloat16", None): Tolerance(5e-2, 5e-2, "as fp32 cross-version, rounded to bf16"),
     (DTYPE_CAST, "bfloat16", None): Tolerance(
         1e-1, 5e-2, "bf16 keeps 8 mantissa bits: tiny random models' logits (|x| ~ 1) move by ~1e-2 per layer"
     ),

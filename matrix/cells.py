@@ -1,0 +1,104 @@
+"""The matrix cells, read from `matrix/cells.toml` with one-line errors for bad entries."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+CELLS_FILE = Path(__file__).with_name("cells.toml")
+SCHEMA = 1
+_KEYS = {"name", "peft", "transformers", "accelerate", "extra", "known_good", "needs"}
+
+
+class CellError(ValueError):
+    """A cells.toml entry that cannot be used; the message names the cell and the key."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    peft: str
+    transformers: str
+    accelerate: str
+    extra: tuple[str, ...] = ()
+    known_good: bool = False
+    needs: str | None = None  # "github" or an environment variable the cell reads
+
+    def requirements(self) -> list[str]:
+        """pip requirement lines for this cell's environment (torch comes from the constraint)."""
+        return [
+            _requirement("peft", self.peft, self.name),
+            _requirement("transformers", self.transformers, self.name),
+            f"accelerate=={self.accelerate}",
+            *self.extra,
+        ]
+
+    def runnable(self, github: bool = False) -> str | None:
+        """None if the cell can run here, else the reason it cannot."""
+        if self.needs == "github" and not github:
+            return "needs GitHub, which this machine cannot reach"
+        if self.needs and self.needs != "github" and not os.environ.get(self.needs):
+            return f"needs {self.needs}, which is not set"
+        return None
+
+
+@dataclass(frozen=True)
+class Cells:
+    cells: tuple[Cell, ...] = field(default_factory=tuple)
+
+    def __iter__(self):
+        return iter(self.cells)
+
+    def get(self, name: str) -> Cell:
+        for cell in self.cells:
+            if cell.name == name:
+                return cell
+        raise CellError(f"unknown cell {name!r}; known: {', '.join(c.name for c in self.cells)}")
+
+    def known_good(self) -> Cell:
+        return next(c for c in self.cells if c.known_good)
+
+
+def _requirement(package: str, spec: str, cell: str) -> str:
+    if spec.startswith("env:"):
+        var = spec[4:]
+        value = os.environ.get(var)
+        if not value:
+            raise CellError(f"cell {cell!r}: {package} comes from ${var}, which is not set")
+        spec = value
+    if spec.startswith(("git+", "https://", "file://")):
+        return f"{package} @ {spec}"
+    if spec[:1].isdigit():
+        return f"{package}=={spec}"
+    if Path(spec).expanduser().exists():
+        return f"{package} @ {Path(spec).expanduser().resolve().as_uri()}"
+    raise CellError(f"cell {cell!r}: unknown {package} spec {spec!r} (a version, git URL or path)")
+
+
+def load(path: str | Path = CELLS_FILE) -> Cells:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CellError(f"{path}: cannot read cells ({exc})") from None
+    if data.get("schema") != SCHEMA:
+        raise CellError(f"{path}: schema {data.get('schema')!r}, expected {SCHEMA}")
+    cells, names = [], set()
+    for raw in data.get("cell", []):
+        name = raw.get("name", "<unnamed>")
+        unknown = set(raw) - _KEYS
+        if unknown:
+            raise CellError(f"cell {name!r}: unknown keys {sorted(unknown)}")
+        missing = {"name", "peft", "transformers", "accelerate"} - set(raw)
+        if missing:
+            raise CellError(f"cell {name!r}: missing keys {sorted(missing)}")
+        if name in names:
+            raise CellError(f"cell {name!r}: duplicate name")
+        names.add(name)
+        cells.append(Cell(**{**raw, "extra": tuple(raw.get("extra", ()))}))
+    if sum(c.known_good for c in cells) != 1:
+        raise CellError(f"{path}: exactly one cell must be known_good")
+    return Cells(tuple(cells))

@@ -1,0 +1,256 @@
+"""The compatibility matrix: every verdict, every kind of bad artifact, the cells file, the report."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from matrix import cells as cells_mod
+from matrix import cellwork, manifest, report
+from prefixcheck import known_issues
+from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
+from prefixcheck.known_issues import Failure, KnownIssue
+
+pytestmark = pytest.mark.selftest
+
+CASE = Case(
+    model=ModelSpec(arch="llama", num_layers=2, layout=AttentionLayout(16, 4, 2, 4)),
+    task="CAUSAL_LM",
+    prefix=PrefixSpec(num_virtual_tokens=3),
+    recipe=Recipe(steps=2, learning_rate=5e-2, batch_size=2, seq_len=6, num_padded=2),
+)
+
+
+@pytest.fixture(scope="module")
+def produced(tmp_path_factory):
+    out = tmp_path_factory.mktemp("artifacts") / "producer"
+    index = cellwork.produce(out, [CASE])
+    assert index["written"] == 1 and not index["failed"], index
+    return out / CASE.key
+
+
+@pytest.fixture
+def artifact(produced, tmp_path):
+    copy = tmp_path / "producer" / CASE.key
+    shutil.copytree(produced, copy)
+    return copy
+
+
+def _reseal(folder):
+    """Re-write the manifest after a deliberate change, so only the change itself is judged."""
+    data = json.loads((folder / "manifest.json").read_text())
+    manifest.write(folder, {k: v for k, v in data.items() if k not in ("schema", "files")})
+
+
+def _verdict(folder):
+    return cellwork.consume_one(folder, "producer")
+
+
+def test_artifacts_are_safetensors_and_json_only(produced):
+    files = [p for p in produced.rglob("*") if p.is_file()]
+    assert files and all(p.suffix in (".json", ".safetensors") for p in files), files
+
+
+def test_a_clean_artifact_passes(artifact):
+    result = _verdict(artifact)
+    assert result.verdict == "pass", result
+
+
+def test_produce_again_reuses_what_verifies(produced):
+    index = cellwork.produce(produced.parent, [CASE])
+    assert index == {**index, "written": 0, "reused": 1}
+
+
+def test_changed_outputs_fail_with_the_difference(artifact):
+    tensors = load_file(str(artifact / "tensors.safetensors"))
+    tensors["logits"] = tensors["logits"] + 1e-3
+    save_file(tensors, str(artifact / "tensors.safetensors"))
+    _reseal(artifact)
+    result = _verdict(artifact)
+    assert result.verdict == "fail" and "adapter logits" in result.detail and "max |diff|" in result.detail
+
+
+def test_changed_generation_fails(artifact):
+    tensors = load_file(str(artifact / "tensors.safetensors"))
+    tensors["generated"] = tensors["generated"].flip(-1).contiguous()
+    save_file(tensors, str(artifact / "tensors.safetensors"))
+    _reseal(artifact)
+    assert _verdict(artifact).verdict == "fail"
+
+
+def test_a_base_that_computes_differently_is_not_blamed_on_peft(artifact):
+    tensors = load_file(str(artifact / "tensors.safetensors"))
+    tensors["base_logits"] = tensors["base_logits"] * 1.01
+    save_file(tensors, str(artifact / "tensors.safetensors"))
+    _reseal(artifact)
+    result = _verdict(artifact)
+    assert result.verdict == "base-mismatch" and "control" in result.detail
+
+
+def test_an_adapter_that_cannot_load_is_a_load_error(artifact):
+    table = load_file(str(artifact / "adapter" / "adapter_model.safetensors"))
+    table["prompt_embeddings"] = torch.zeros(5, 7)
+    save_file(table, str(artifact / "adapter" / "adapter_model.safetensors"))
+    _reseal(artifact)
+    result = _verdict(artifact)
+    assert result.verdict == "load-error" and "size mismatch" in result.detail
+
+
+def test_a_load_error_the_registry_knows_is_a_known_issue(artifact, monkeypatch):
+    table = load_file(str(artifact / "adapter" / "adapter_model.safetensors"))
+    table["prompt_embeddings"] = torch.zeros(5, 7)
+    save_file(table, str(artifact / "adapter" / "adapter_model.safetensors"))
+    _reseal(artifact)
+    entry = KnownIssue(
+        id="pretend-load-bug",
+        title="t",
+        references=("https://example.invalid",),
+        affects={},
+        properties=("reload-equality",),
+        cases={"arch": ("llama",)},
+        failure=Failure("RuntimeError", "size mismatch"),
+    )
+    monkeypatch.setattr(known_issues, "REGISTRY", (entry,))
+    result = _verdict(artifact)
+    assert (result.verdict, result.issue) == ("known-issue", "pretend-load-bug")
+
+
+def test_a_case_the_consumer_cannot_build_is_unsupported(artifact):
+    data = json.loads((artifact / "manifest.json").read_text())
+    data["case"]["model"]["arch"] = "opt"
+    data["case"]["task"] = "TOKEN_CLS"  # OPT has no token-classification head
+    (artifact / "manifest.json").write_text(json.dumps(data))
+    assert _verdict(artifact).verdict == "unsupported"
+
+
+def test_a_cuda_artifact_on_a_cpu_consumer_is_unsupported(artifact):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    data = json.loads((artifact / "manifest.json").read_text())
+    data["case"]["device"] = "cuda"
+    (artifact / "manifest.json").write_text(json.dumps(data))
+    result = _verdict(artifact)
+    assert result.verdict == "unsupported" and "CUDA" in result.detail
+
+
+def _truncate(folder):
+    path = folder / "adapter" / "adapter_model.safetensors"
+    path.write_bytes(path.read_bytes()[:-16])
+
+
+def _corrupt_tensor(folder):
+    path = folder / "tensors.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-8:] = b"\x00\x00\xc0\x7f" * 2
+    path.write_bytes(bytes(data))
+
+
+def _nan(folder):
+    tensors = load_file(str(folder / "tensors.safetensors"))
+    tensors["logits"][0, 0, 0] = float("nan")
+    save_file(tensors, str(folder / "tensors.safetensors"))
+    _reseal(folder)
+
+
+def _schema(folder):
+    data = json.loads((folder / "manifest.json").read_text())
+    data["schema"] = 99
+    (folder / "manifest.json").write_text(json.dumps(data))
+
+
+def _missing(folder):
+    (folder / "base" / "model.safetensors").unlink()
+
+
+def _escape(folder):
+    data = json.loads((folder / "manifest.json").read_text())
+    data["files"]["../../outside.json"] = "0" * 64
+    (folder / "manifest.json").write_text(json.dumps(data))
+
+
+def _pickle(folder):
+    (folder / "adapter" / "adapter_model.bin").write_bytes(b"\x80\x04")
+    data = json.loads((folder / "manifest.json").read_text())
+    data["files"]["adapter/adapter_model.bin"] = manifest.sha256(folder / "adapter" / "adapter_model.bin")
+    (folder / "manifest.json").write_text(json.dumps(data))
+
+
+def _no_manifest(folder):
+    (folder / "manifest.json").unlink()
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (_truncate, "sha256 differs"),
+        (_corrupt_tensor, "sha256 differs"),
+        (_nan, "NaN"),
+        (_schema, "schema 99"),
+        (_missing, "missing"),
+        (_escape, "escapes the artifact folder"),
+        (_pickle, "not safetensors or JSON"),
+        (_no_manifest, "manifest.json: missing"),
+    ],
+)
+def test_bad_artifacts_are_invalid_with_their_reason(artifact, damage, reason):
+    damage(artifact)
+    result = _verdict(artifact)
+    assert result.verdict == "invalid-artifact" and reason in result.detail, result
+
+
+def test_consume_writes_every_verdict_and_resumes(artifact, tmp_path):
+    out = tmp_path / "results" / "me.json"
+    first = cellwork.consume(artifact.parent.parent, out)
+    assert [r["verdict"] for r in first["rows"]] == ["pass"]
+    assert cellwork.consume(artifact.parent.parent, out) == first  # unchanged inputs: reused
+
+
+def test_the_report_shows_producer_by_consumer(artifact, tmp_path):
+    run = artifact.parent.parent
+    cellwork.consume(run, tmp_path / "results" / "me.json")
+    shutil.copytree(run, tmp_path / "artifacts")
+    summary = report.write(tmp_path)
+    assert summary["grid"] == {"producer -> me": {"pass": 1}}
+    assert "| `producer` |" in (tmp_path / "matrix.md").read_text()
+    page = (tmp_path / "matrix.html").read_text()
+    assert page.startswith("<!doctype html>") and "<details>" in page and "http" not in page.split("<body>")[0]
+
+
+def test_the_cells_file_is_valid_and_tox_pins_the_known_good_cell():
+    cells = cells_mod.load()
+    good = cells.known_good()
+    tox = (cells_mod.CELLS_FILE.parents[1] / "tox.ini").read_text()
+    for line in (f"peft=={good.peft}", f"transformers=={good.transformers}", f"accelerate=={good.accelerate}"):
+        assert f"known-good,selftest: {line}" in tox, line
+    assert len([c for c in cells if c.needs is None]) >= 6
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("schema = 2", "schema 2"),
+        (
+            'schema = 1\n[[cell]]\nname = "a"\npeft = "0.1"\ntransformers = "4"\naccelerate = "1"\ncolour = 1',
+            "unknown keys",
+        ),
+        ('schema = 1\n[[cell]]\nname = "a"\npeft = "0.1"', "missing keys"),
+        ("schema = [", "cannot read cells"),
+    ],
+)
+def test_bad_cells_files_are_refused(tmp_path, text, message):
+    path = tmp_path / "cells.toml"
+    path.write_text(text)
+    with pytest.raises(cells_mod.CellError, match=message):
+        cells_mod.load(path)
+
+
+def test_a_cell_reading_an_unset_variable_says_so(monkeypatch):
+    monkeypatch.delenv("PEFT_SPEC", raising=False)
+    cell = cells_mod.load().get("peft-pr")
+    assert "PEFT_SPEC" in cell.runnable()
+    with pytest.raises(cells_mod.CellError, match="PEFT_SPEC"):
+        cell.requirements()
