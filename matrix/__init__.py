@@ -1,5 +1,6 @@
-"""Across versions: the compatibility matrix (issue "compatibility matrix"; not built yet).
+"""Across versions: the compatibility matrix.
 
-Adapters saved under one PEFT/transformers pair and loaded under every other will live here,
-reusing `strategies` for the cases and `prefixcheck` for running and comparing them.
+`cells.toml` names the PEFT/transformers pairs; `cellwork` produces and consumes artifacts inside
+one cell's environment; `manifest` writes and verifies artifact folders; `report` renders the
+grid; `python -m matrix` orchestrates (see README, "The compatibility matrix").
 """

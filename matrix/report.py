@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -36,11 +37,14 @@ def collect(folder: Path) -> dict:
 
 
 def _reason(row: dict) -> str:
-    """A short, groupable reason: the exception type, or an artifact error without its path."""
+    """A short, groupable reason: the error with numbers and paths folded, or the issue id."""
     detail = row["detail"]
     if row["verdict"] == "invalid-artifact":
-        return detail.split(": ", 1)[-1][:80]
-    return detail.split(":")[0][:80]
+        detail = detail.split(": ", 1)[-1]
+    if row["verdict"] == "fail":
+        detail = detail.split(":")[0]
+    folded = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", detail)
+    return folded.replace("\n", " ").replace("|", "/")[:110]
 
 
 def _worst(rows: list[dict]) -> str:
@@ -52,28 +56,29 @@ def _worst(rows: list[dict]) -> str:
 
 
 def sentences(data: dict) -> list[str]:
-    """One plain sentence per consumer cell: can it read what the others wrote?"""
+    """One plain sentence per consumer cell: which cells' adapters it reads and reproduces."""
     out = []
     for consumer in data["cells"]:
         if consumer not in data["results"]:
             continue
         versions = data["results"][consumer]["versions"]
-        ok, bad = [], []
+        groups: dict[str, list[str]] = {"all": [], "some": [], "none": []}
         for producer in data["cells"]:
-            rows = data["grid"].get((producer, consumer), [])
+            rows = [r for r in data["grid"].get((producer, consumer), []) if r["verdict"] != "unsupported"]
             if not rows:
                 continue
-            worst = _worst(rows)
-            (ok if worst in ("pass", "unsupported", "known-issue") else bad).append(producer)
-        label = f"peft {versions['peft']} / transformers {versions['transformers']} ({consumer})"
-        if not bad:
-            out.append(
-                f"{label} loads and reproduces the adapters of every cell ({', '.join(ok)}), known issues aside."
-            )
-        else:
-            out.append(
-                f"{label} reproduces adapters from {', '.join(ok) or 'no cell'}, but not all from {', '.join(bad)}."
-            )
+            passing = sum(r["verdict"] in ("pass", "known-issue") for r in rows)
+            key = "all" if passing == len(rows) else "some" if passing else "none"
+            groups[key].append(f"{producer} ({sum(r['verdict'] == 'pass' for r in rows)}/{len(rows)})")
+        label = f"peft {versions['peft']} with transformers {versions['transformers']} ({consumer})"
+        parts = []
+        if groups["all"]:
+            parts.append("reproduces every adapter from " + ", ".join(groups["all"]) + " (known issues aside)")
+        if groups["some"]:
+            parts.append("only part of those from " + ", ".join(groups["some"]))
+        if groups["none"]:
+            parts.append("none from " + ", ".join(groups["none"]))
+        out.append(f"{label} " + "; ".join(parts) + ".")
     return out
 
 
@@ -148,6 +153,12 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _issue_link(row: dict) -> str:
+    name = html.escape(row["issue"])
+    ref = row.get("reference") or ""
+    return f"<a href='{html.escape(ref)}'>{name}</a>" if ref.startswith("https://") else f"{name} (found by this suite)"
+
+
 def heatmap(data: dict) -> str:
     cells = data["cells"]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cells)
@@ -164,7 +175,7 @@ def heatmap(data: dict) -> str:
             items = "".join(
                 f"<li><b>{html.escape(r['verdict'])}</b> {html.escape(r['arch'])}/{html.escape(r['task'])}"
                 f"{' proj' if r['projection'] else ''} <code>{html.escape(r['case'])}</code>"
-                + (f" <i>{html.escape(r['issue'])}</i>" if r.get("issue") else "")
+                + (f" <i>{_issue_link(r)}</i>" if r.get("issue") else "")
                 + (f"<br><small>{html.escape(r['detail'])}</small>" if r["detail"] else "")
                 + "</li>"
                 for r in sorted(rows, key=lambda r: VERDICTS.index(r["verdict"]))
