@@ -74,6 +74,13 @@ def _in_cell(python: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(python), "-m", "matrix", *args], cwd=ROOT, env=env, capture_output=True, text=True)
 
 
+def _has_cuda() -> bool:
+    try:
+        return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
 def run(args) -> int:
     from . import cells as cells_mod
     from . import report
@@ -84,7 +91,7 @@ def run(args) -> int:
     timings: dict[str, dict] = {}
     runnable = []
     for cell in chosen:
-        why = cell.runnable(github=args.github)
+        why = cell.runnable(github=args.github, cuda=_has_cuda())
         if why:
             print(f"[{cell.name}] skipped: {why}", flush=True)
             timings[cell.name] = {"skipped": why}
@@ -94,7 +101,16 @@ def run(args) -> int:
     def prepare(cell):
         python, env_s = build_env(cell, out / "envs", lambda m: print(m, flush=True))
         start = time.perf_counter()
-        proc = _in_cell(python, "produce", "--out", str(out / "artifacts" / cell.name), "--drawn", str(args.drawn))
+        proc = _in_cell(
+            python,
+            "produce",
+            "--out",
+            str(out / "artifacts" / cell.name),
+            "--drawn",
+            str(args.drawn),
+            "--device",
+            cell.device,
+        )
         produce_s = time.perf_counter() - start
         if proc.returncode:
             print(f"[{cell.name}] produce failed:\n{proc.stderr[-2000:]}", flush=True)
@@ -143,9 +159,11 @@ def main(argv=None) -> int:
     p_pro = sub.add_parser("produce")
     p_pro.add_argument("--out", required=True)
     p_pro.add_argument("--drawn", type=int, default=8)
+    p_pro.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p_con = sub.add_parser("consume")
     p_con.add_argument("--artifacts", required=True)
     p_con.add_argument("--out", required=True)
+    p_con.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -158,10 +176,11 @@ def main(argv=None) -> int:
     from . import cellwork
 
     if args.command == "produce":
-        index = cellwork.produce(Path(args.out), cellwork.pinned_cases() + cellwork.drawn_cases(args.drawn))
+        cases = [c.replace(device=args.device) for c in cellwork.pinned_cases() + cellwork.drawn_cases(args.drawn)]
+        index = cellwork.produce(Path(args.out), cases)
         print(json.dumps({k: v for k, v in index.items() if k != "failed"}), f"failed={len(index['failed'])}")
         return 0
-    result = cellwork.consume(Path(args.artifacts), Path(args.out))
+    result = cellwork.consume(Path(args.artifacts), Path(args.out), args.device)
     print(f"{len(result['rows'])} verdicts in {result['seconds']:.1f} s")
     return 0
 

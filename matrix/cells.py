@@ -10,7 +10,7 @@ import tomllib
 
 CELLS_FILE = Path(__file__).with_name("cells.toml")
 SCHEMA = 1
-_KEYS = {"name", "peft", "transformers", "accelerate", "extra", "known_good", "needs"}
+_KEYS = {"name", "peft", "transformers", "accelerate", "extra", "known_good", "needs", "device"}
 
 
 class CellError(ValueError):
@@ -26,6 +26,7 @@ class Cell:
     extra: tuple[str, ...] = ()
     known_good: bool = False
     needs: str | None = None  # "github" or an environment variable the cell reads
+    device: str = "cpu"  # "cuda": produces on and consumes onto the GPU (CPU artifacts included)
 
     def requirements(self) -> list[str]:
         """pip requirement lines for this cell's environment (torch comes from the constraint)."""
@@ -36,12 +37,14 @@ class Cell:
             *self.extra,
         ]
 
-    def runnable(self, github: bool = False) -> str | None:
+    def runnable(self, github: bool = False, cuda: bool = False) -> str | None:
         """None if the cell can run here, else the reason it cannot."""
         if self.needs == "github" and not github:
             return "needs GitHub, which this machine cannot reach"
         if self.needs and self.needs != "github" and not os.environ.get(self.needs):
             return f"needs {self.needs}, which is not set"
+        if self.device == "cuda" and not cuda:
+            return "a CUDA cell, and this machine has no GPU"
         return None
 
 
@@ -98,6 +101,8 @@ def load(path: str | Path = CELLS_FILE) -> Cells:
         if name in names:
             raise CellError(f"cell {name!r}: duplicate name")
         names.add(name)
+        if raw.get("device", "cpu") not in ("cpu", "cuda"):
+            raise CellError(f"cell {name!r}: device must be cpu or cuda, not {raw['device']!r}")
         cells.append(Cell(**{**raw, "extra": tuple(raw.get("extra", ()))}))
     if sum(c.known_good for c in cells) != 1:
         raise CellError(f"{path}: exactly one cell must be known_good")

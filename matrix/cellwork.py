@@ -143,8 +143,9 @@ class Result:
     reference: str = ""  # the known issue's first upstream reference, if it has one
 
 
-def consume_one(folder: Path, producer: str) -> Result:
-    """The verdict for one artifact folder under the installed versions (see the module docstring)."""
+def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
+    """The verdict for one artifact folder under the installed versions, evaluated on `device`
+    (a CUDA cell reads CPU artifacts and the reverse; see the module docstring)."""
     import torch
     from peft import PeftConfig
 
@@ -178,15 +179,20 @@ def consume_one(folder: Path, producer: str) -> Result:
         return verdict("unsupported", f"this transformers has no {case.model.arch} {case.task} model")
     if case.prefix.init_weights is not None and not features().prefix_init_weights:
         return verdict("unsupported", "this PEFT has no PrefixTuningConfig.init_weights")
-    if case.device == "cuda" and not features().cuda:
-        return verdict("unsupported", "the artifact was made on CUDA; this cell has none")
+    if device == "cuda" and not features().cuda:
+        return verdict("unsupported", "this cell is a CUDA cell but has no CUDA device")
 
     same_versions = {k: v for k, v in manifest["versions"].items() if k != "python"} == {
         k: v for k, v in installed().items() if k != "python"
     }
+    made_on = case.device
+    case = case.replace(device=device)  # evaluated here, on this cell's device
     kind = compare.SAME if same_versions else compare.CROSS_VERSION
+    tol_device = case.device
+    if made_on != device:  # CPU <-> CUDA: the device tolerance (it is wider than cross-version)
+        kind, tol_device = compare.DEVICE, "cuda"
     tensors = load_tensors(folder / "tensors.safetensors")
-    batch = {k: tensors[k] for k in ("input_ids", "attention_mask", "decoder_input_ids") if k in tensors}
+    batch = {k: tensors[k].to(device) for k in ("input_ids", "attention_mask", "decoder_input_ids") if k in tensors}
     mask = tensors["attention_mask"].bool()
 
     def real(logits: torch.Tensor) -> torch.Tensor:
@@ -212,7 +218,7 @@ def consume_one(folder: Path, producer: str) -> Result:
         compare.assert_equal(
             real(base_logits),
             real(tensors["base_logits"]),
-            compare.tolerance(kind, case.dtype, case.device),
+            compare.tolerance(kind, case.dtype, tol_device),
             "base model logits (control)",
         )
     except (AssertionError, RuntimeError, ValueError) as exc:
@@ -248,7 +254,7 @@ def consume_one(folder: Path, producer: str) -> Result:
         compare.assert_equal(
             real(engine.logits(model, batch)),
             real(tensors["logits"]),
-            compare.tolerance(kind, case.dtype, case.device),
+            compare.tolerance(kind, case.dtype, tol_device),
             "adapter logits",
         )
         if "generated" in tensors:
@@ -271,7 +277,7 @@ def consume_one(folder: Path, producer: str) -> Result:
     return result
 
 
-def consume(artifacts: Path, out: Path) -> dict:
+def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
     """Verdicts for every producer's artifacts under `artifacts`; written to `out` (JSON)."""
     from prefixcheck.versions import installed
 
@@ -281,14 +287,15 @@ def consume(artifacts: Path, out: Path) -> dict:
     digest = mf.digest_of([f for fs in folders.values() for f in fs])
     if out.is_file():
         previous = json.loads(out.read_text())
-        if previous.get("inputs_digest") == digest and previous.get("versions") == installed():
+        same = (previous.get("inputs_digest"), previous.get("versions"), previous.get("device"))
+        if same == (digest, installed(), device):
             return previous  # resume: nothing changed since the last consume
     start = time.perf_counter()
     rows = []
     for producer, cases in folders.items():
         for folder in cases:
             try:
-                rows.append(dataclasses.asdict(consume_one(folder, producer)))
+                rows.append(dataclasses.asdict(consume_one(folder, producer, device)))
             except Exception as exc:  # never lose the grid to one bad case
                 rows.append(
                     dataclasses.asdict(
@@ -300,7 +307,13 @@ def consume(artifacts: Path, out: Path) -> dict:
                         )
                     )
                 )
-    report = {"versions": installed(), "inputs_digest": digest, "seconds": time.perf_counter() - start, "rows": rows}
+    report = {
+        "versions": installed(),
+        "device": device,
+        "inputs_digest": digest,
+        "seconds": time.perf_counter() - start,
+        "rows": rows,
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, sort_keys=True))
     return report
