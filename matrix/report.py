@@ -140,6 +140,23 @@ def markdown(data: dict) -> str:
             f"| `{cell}` | {v.get('peft', '')} | {v.get('transformers', '')} | {t.get('env_s', 0):.1f} | "
             f"{t.get('produce_s', 0):.1f} | {t.get('consume_s', 0):.1f} |"
         )
+    failures = [
+        (cell, _reason({"verdict": "load-error", "detail": why}))
+        for cell, index in data["producers"].items()
+        for why in index.get("failed", {}).values()
+    ]
+    if failures:
+        lines += [
+            "",
+            "## Cases a cell could not even produce",
+            "",
+            "The producer's own PEFT/transformers failed on these cases, so no artifact exists for them.",
+            "",
+            "| producer | error | cases |",
+            "|---|---|---|",
+        ]
+        for (cell, why), n in sorted(Counter(failures).items(), key=lambda kv: (kv[0][0], -kv[1])):
+            lines.append(f"| `{cell}` | {why} | {n} |")
     reasons = Counter(
         (r["verdict"], r.get("issue") or _reason(r))
         for rows in data["grid"].values()
