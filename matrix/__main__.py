@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TEST_STACK = ["hypothesis>=6.100", "pytest>=8", "packaging>=23", "safetensors>=0.4"]
+TEST_STACK = ["hypothesis>=6.100", "pytest>=8", "pytest-xdist>=3.5", "packaging>=23", "safetensors>=0.4", "tox>=4.20"]
 
 
 def _uv_env() -> dict[str, str]:
@@ -154,6 +154,14 @@ def main(argv=None) -> int:
     p_run.add_argument("-j", "--jobs", type=int, default=2)
     p_run.add_argument("--drawn", type=int, default=8, help="Hypothesis-drawn cases per producer, besides pinned")
     p_run.add_argument("--github", action="store_true", help="this machine reaches GitHub (enables peft-main)")
+    p_val = sub.add_parser("validate")
+    p_val.add_argument("--peft", required=True, help="the PEFT under test: version, git URL or path")
+    p_val.add_argument("--baseline", help="the PEFT to compare with (default: the known-good cell's)")
+    p_val.add_argument("--transformers", help="transformers for both sides (default: the known-good cell's)")
+    p_val.add_argument("--accelerate", help="accelerate for both sides (default: the known-good cell's)")
+    p_val.add_argument("--artifacts", help="artifacts of a finished `matrix run` (RUN/artifacts) to consume")
+    p_val.add_argument("--out", default="validate-run")
+    p_val.add_argument("--workers", type=int, default=2)
     p_rep = sub.add_parser("report")
     p_rep.add_argument("dir")
     p_pro = sub.add_parser("produce")
@@ -168,6 +176,15 @@ def main(argv=None) -> int:
 
     if args.command == "run":
         return run(args)
+    if args.command == "validate":
+        from . import cells as cells_mod
+        from .validate import validate
+
+        good = cells_mod.load().known_good()
+        args.baseline = args.baseline or good.peft
+        args.transformers = args.transformers or good.transformers
+        args.accelerate = args.accelerate or good.accelerate
+        return validate(args)
     if args.command == "report":
         from . import report
 

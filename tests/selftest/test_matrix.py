@@ -260,3 +260,24 @@ def test_a_cell_reading_an_unset_variable_says_so(monkeypatch):
     assert "PEFT_SPEC" in cell.runnable()
     with pytest.raises(cells_mod.CellError, match="PEFT_SPEC"):
         cell.requirements()
+
+
+def test_validation_reports_only_the_difference():
+    from matrix.validate import markdown, matrix_diff, suite_diff
+
+    def summary(failed, known):
+        return {"properties": {"reload-equality": {"passed": 5, "failed": failed, "known": known}}}
+
+    suite = suite_diff(summary(0, {"a": 1}), summary(2, {}))
+    assert suite["new_failures"] == {"reload-equality": 2} and suite["known_changed"]
+    row = {"producer": "p", "case": "c", "arch": "llama", "task": "CAUSAL_LM", "detail": "x", "issue": None}
+    grid = matrix_diff(
+        {"rows": [{**row, "verdict": "pass"}, {**row, "case": "d", "verdict": "known-issue", "issue": "e"}]},
+        {"rows": [{**row, "verdict": "fail"}, {**row, "case": "d", "verdict": "pass"}]},
+    )
+    assert [r["case"] for r in grid["regressions"]] == ["c"] and [r["case"] for r in grid["fixes"]] == ["d"]
+    text = markdown(suite, grid, ("0.21.2", "pr"))
+    assert "New failures" in text and "Newly passing" in text and "(e) -> pass" in text
+    assert "No new failures" in markdown(
+        suite_diff(summary(1, {}), summary(1, {})), {"regressions": [], "fixes": []}, ("a", "b")
+    )
