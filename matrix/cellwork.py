@@ -1,4 +1,5 @@
 """What runs inside one cell's environment: produce artifacts, consume everyone's.
+Imports torch, transformers and peft once, at import; `python -m matrix report` never imports it.
 
 Verdicts (one per producer x consumer x case):
   pass             everything agrees
@@ -14,11 +15,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 import traceback
 from pathlib import Path
 
-VERDICTS = ("pass", "fail", "load-error", "known-issue", "unsupported", "base-mismatch", "invalid-artifact")
+import torch
+from hypothesis import Phase, given, settings
+from peft import PeftConfig
+from safetensors.torch import save_file
+
+from prefixcheck import architectures, compare, engine, known_issues
+from prefixcheck.artifacts import ArtifactError, load_json, load_tensors
+from prefixcheck.case import AttentionLayout, Case, CaseError, ModelSpec, PrefixSpec, Recipe
+from prefixcheck.versions import features, installed
+from strategies import cases
+
+from . import manifest
+
 GENERATIVE = ("CAUSAL_LM", "SEQ_2_SEQ_LM")
 PINNED_LAYOUTS = {  # family -> (hidden, heads, kv_heads, head_dim): GQA where the family can express it
     "gqa": (16, 4, 2, 4),
@@ -31,8 +45,6 @@ PINNED_LAYOUTS = {  # family -> (hidden, heads, kv_heads, head_dim): GQA where t
 
 def pinned_cases():
     """Every architecture x task x projection the installed transformers supports, at one tiny size."""
-    from prefixcheck import architectures
-    from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 
     out = []
     for arch in architectures.available_architectures():
@@ -55,9 +67,6 @@ def pinned_cases():
 
 def drawn_cases(n: int):
     """n derandomized Hypothesis cases (fp32, CPU, default adapter name): the same list in every run."""
-    from hypothesis import Phase, given, settings
-
-    from strategies import cases
 
     out = []
 
@@ -70,21 +79,13 @@ def drawn_cases(n: int):
     return out[:n]
 
 
-def produce(out: Path, cases) -> dict:
+def produce(out: Path, todo: list[Case]) -> dict:
     """Write one artifact folder per case under `out`; skip folders that already verify."""
-    import torch
-    from safetensors.torch import save_file
-
-    from prefixcheck import engine
-    from prefixcheck.artifacts import ArtifactError
-    from prefixcheck.versions import installed
-
-    from . import manifest
 
     out.mkdir(parents=True, exist_ok=True)
     index = {"versions": installed(), "written": 0, "reused": 0, "failed": {}}
     start = time.perf_counter()
-    for case in cases:
+    for case in todo:
         folder = out / case.key
         try:
             manifest.verify(folder)
@@ -122,8 +123,6 @@ def produce(out: Path, cases) -> dict:
         except Exception as exc:  # the producer itself hits a bug: no artifact, recorded with the reason
             index["failed"][case.key] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
             if folder.exists():
-                import shutil
-
                 shutil.rmtree(folder)
     index["seconds"] = time.perf_counter() - start
     (out / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
@@ -146,19 +145,10 @@ class Result:
 def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
     """The verdict for one artifact folder under the installed versions, evaluated on `device`
     (a CUDA cell reads CPU artifacts and the reverse; see the module docstring)."""
-    import torch
-    from peft import PeftConfig
-
-    from prefixcheck import architectures, compare, engine, known_issues
-    from prefixcheck.artifacts import ArtifactError, load_json, load_tensors
-    from prefixcheck.case import Case, CaseError
-    from prefixcheck.versions import features, installed
-
-    from . import manifest as mf
 
     try:
-        manifest = mf.verify(folder)
-        case = Case.from_dict(manifest["case"])
+        meta = manifest.verify(folder)
+        case = Case.from_dict(meta["case"])
     except (ArtifactError, CaseError, KeyError) as exc:
         return Result(producer, folder.name, "invalid-artifact", str(exc))
     result = Result(
@@ -182,7 +172,7 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
     if device == "cuda" and not features().cuda:
         return verdict("unsupported", "this cell is a CUDA cell but has no CUDA device")
 
-    same_versions = {k: v for k, v in manifest["versions"].items() if k != "python"} == {
+    same_versions = {k: v for k, v in meta["versions"].items() if k != "python"} == {
         k: v for k, v in installed().items() if k != "python"
     }
     made_on = case.device
@@ -267,7 +257,7 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
         issue = known("reload-equality", exc)
         if issue is None and str(exc).startswith("generate()"):
             # a generate() that drops or misplaces the prefix, on either side, makes the ids differ
-            for versions in (installed(), manifest["versions"]):
+            for versions in (installed(), meta["versions"]):
                 entries = known_issues.matching("generate-first-step", case, versions)
                 if entries:
                     issue = entries[0].id
@@ -279,12 +269,9 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
 
 def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
     """Verdicts for every producer's artifacts under `artifacts`; written to `out` (JSON)."""
-    from prefixcheck.versions import installed
-
-    from . import manifest as mf
 
     folders = {p.name: sorted(d for d in p.iterdir() if d.is_dir()) for p in sorted(artifacts.iterdir()) if p.is_dir()}
-    digest = mf.digest_of([f for fs in folders.values() for f in fs])
+    digest = manifest.digest_of([f for fs in folders.values() for f in fs])
     if out.is_file():
         previous = json.loads(out.read_text())
         same = (previous.get("inputs_digest"), previous.get("versions"), previous.get("device"))
@@ -292,8 +279,8 @@ def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
             return previous  # resume: nothing changed since the last consume
     start = time.perf_counter()
     rows = []
-    for producer, cases in folders.items():
-        for folder in cases:
+    for producer, case_folders in folders.items():
+        for folder in case_folders:
             try:
                 rows.append(dataclasses.asdict(consume_one(folder, producer, device)))
             except Exception as exc:  # never lose the grid to one bad case

@@ -67,6 +67,19 @@ class PrefixSpec:
     init_weights: str | None = None  # "zero" or None; only where the installed PEFT has the field
     adapter_name: str = "default"
 
+    def config_kwargs(self, task: str) -> dict[str, Any]:
+        """PrefixTuningConfig(**...) for this spec: optional fields only when they are set."""
+        kwargs: dict[str, Any] = {
+            "task_type": task,
+            "num_virtual_tokens": self.num_virtual_tokens,
+            "prefix_projection": self.prefix_projection,
+        }
+        if self.encoder_hidden_size is not None:
+            kwargs["encoder_hidden_size"] = self.encoder_hidden_size
+        if self.init_weights is not None:
+            kwargs["init_weights"] = self.init_weights
+        return kwargs
+
 
 @dataclass(frozen=True)
 class Recipe:

@@ -91,7 +91,7 @@ def assert_equal(actual: torch.Tensor, expected: torch.Tensor, tol: Tolerance, w
         return
     diff = (actual.float() - expected.float()).abs()
     raise OutputMismatch(
-        f"{what}: max |diff| {diff.max().item():.3e} at {tuple(int(i) for i in divmod_index(diff))}, "
+        f"{what}: max |diff| {diff.max().item():.3e} at {argmax_index(diff)}, "
         f"{int((diff > 0).sum())}/{diff.numel()} elements differ; allowed atol={tol.atol} rtol={tol.rtol} "
         f"({tol.reason})"
     )
@@ -111,6 +111,6 @@ def assert_closer(actual: torch.Tensor, near: torch.Tensor, far: torch.Tensor, w
         raise OutputMismatch(f"{what}: max |diff| {to_near:.3e} to the expected side, {to_far:.3e} to the other")
 
 
-def divmod_index(diff: torch.Tensor) -> tuple[int, ...]:
+def argmax_index(diff: torch.Tensor) -> tuple[int, ...]:
     flat = int(diff.argmax())
     return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), diff.shape))

@@ -21,7 +21,6 @@ import transformers
 from peft import PeftModel, PrefixTuningConfig, get_peft_model
 
 from . import architectures
-from .artifacts import read_adapter
 from .case import Case
 from .versions import features
 
@@ -60,22 +59,10 @@ def build_base(case: Case, dtype: str | None = None, device: str | None = None) 
 
 
 def prefix_config(case: Case, **overrides) -> PrefixTuningConfig:
-    p = case.prefix
-    kwargs = dict(
-        task_type=case.task,
-        num_virtual_tokens=p.num_virtual_tokens,
-        prefix_projection=p.prefix_projection,
-    )
-    if p.encoder_hidden_size is not None:
-        kwargs["encoder_hidden_size"] = p.encoder_hidden_size
-    if p.init_weights is not None:
-        if not features().prefix_init_weights:
-            raise ValueError(
-                "this case sets init_weights but the installed PEFT has no PrefixTuningConfig.init_weights"
-            )
-        kwargs["init_weights"] = p.init_weights
-    kwargs.update(overrides)
-    return PrefixTuningConfig(**kwargs)
+    kwargs = case.prefix.config_kwargs(case.task)
+    if "init_weights" in kwargs and not features().prefix_init_weights:
+        raise ValueError("this case sets init_weights but the installed PEFT has no PrefixTuningConfig.init_weights")
+    return PrefixTuningConfig(**{**kwargs, **overrides})
 
 
 def wrap(base: torch.nn.Module, case: Case) -> PeftModel:
@@ -258,7 +245,6 @@ __all__ = [
     "model_config",
     "next_token_logits",
     "prefix_config",
-    "read_adapter",
     "roundtrip",
     "save",
     "scratch",

@@ -192,15 +192,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None) -> str:
     from .engine import make_batch, model_config
 
     arch = architectures.get(case.model.arch)
-    prefix = {
-        "task_type": case.task,
-        "num_virtual_tokens": case.prefix.num_virtual_tokens,
-        "prefix_projection": case.prefix.prefix_projection,
-    }
-    if case.prefix.encoder_hidden_size is not None:
-        prefix["encoder_hidden_size"] = case.prefix.encoder_hidden_size
-    if case.prefix.init_weights is not None:
-        prefix["init_weights"] = case.prefix.init_weights
+    prefix = case.prefix.config_kwargs(case.task)
     config = arch.config_kwargs(case.model)
     if case.task in architectures.NUM_LABELS:
         config["num_labels"] = architectures.NUM_LABELS[case.task]
@@ -248,15 +240,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None) -> str:
 def _second_adapter(case: Case, second: PrefixSpec | None) -> dict | None:
     if second is None:
         return None
-    config = {
-        "task_type": case.task,
-        "num_virtual_tokens": second.num_virtual_tokens,
-        "prefix_projection": second.prefix_projection,
-    }
-    if second.encoder_hidden_size is not None:
-        config["encoder_hidden_size"] = second.encoder_hidden_size
-    if second.init_weights is not None:
-        config["init_weights"] = second.init_weights
+    config = second.config_kwargs(case.task)
     tol = reload_tolerance(second.prefix_projection, case.dtype, case.device)
     return {"adapter_name": second.adapter_name, "config": config, "atol": tol.atol, "rtol": tol.rtol}
 
