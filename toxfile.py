@@ -7,6 +7,10 @@ TORCH_WHEELS picks the source of the CPU build of torch for every tox environmen
 - a folder: a local folder of wheels (find-links), e.g. on machines without the index.
 Either way torch is pinned to the CPU build by constraints-torch-cpu.txt.
 
+TORCH_DEVICE=cuda (default cpu) is for GPU runners only: torch then comes from TORCH_CUDA_WHEELS
+(default: the PyTorch cu128 index; a URL or a folder as above) and constraints-torch-cuda.txt
+pins the same torch version without the +cpu tag. The matrix's CUDA cells use the same switch.
+
 PEFT_SPEC / TRANSFORMERS_SPEC (for the peft-pr environment): a version ("0.21.2"), any pip
 requirement ("peft==0.21.2", "peft @ git+https://..."), a git URL or a local path.
 """
@@ -20,6 +24,12 @@ from pathlib import Path
 from tox.plugin import impl
 
 PYTORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+PYTORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+# per TORCH_DEVICE: (variable naming the wheel source, default source, constraints file)
+TORCH_SOURCES = {
+    "cpu": ("TORCH_WHEELS", PYTORCH_CPU_INDEX, "constraints-torch-cpu.txt"),
+    "cuda": ("TORCH_CUDA_WHEELS", PYTORCH_CUDA_INDEX, "constraints-torch-cuda.txt"),
+}
 _VERSION = re.compile(r"^\d+(\.\d+)*([a-z]+\d*)?(\.dev\d+)?$")
 _OPERATOR = re.compile(r"^(==|>=|<=|~=|!=|<|>)")
 
@@ -56,15 +66,28 @@ def requirement(package: str, spec: str) -> str:
     raise SpecError(f"{package}: unknown version spec {spec!r} (use a version, a requirement, a git URL or a path)")
 
 
-def torch_source_env(value: str | None) -> dict[str, str]:
-    """uv settings for TORCH_WHEELS (see the module docstring)."""
-    value = (value or PYTORCH_CPU_INDEX).strip()
+def torch_source_env(value: str | None, device: str = "cpu") -> dict[str, str]:
+    """uv settings for TORCH_WHEELS, or TORCH_CUDA_WHEELS with device="cuda" (module docstring)."""
+    var, default, _ = TORCH_SOURCES[device]
+    value = (value or default).strip()
     if "://" in value:
-        return {"UV_INDEX": f"pytorch-cpu={value}"}
+        return {"UV_INDEX": f"pytorch-{device}={value}"}
     path = Path(value).expanduser()
     if not path.is_dir():
-        raise SpecError(f"TORCH_WHEELS={value!r} is neither a URL nor an existing folder of wheels")
+        raise SpecError(f"{var}={value!r} is neither a URL nor an existing folder of wheels")
     return {"UV_FIND_LINKS": str(path.resolve())}
+
+
+def torch_settings(environ, device: str | None = None) -> dict[str, str]:
+    """Everything uv needs to install torch for `device` (default: $TORCH_DEVICE, else cpu):
+    the wheel source, and PREFIX_TORCH_CONSTRAINTS (the constraints file, for tox.ini)."""
+    device = device or environ.get("TORCH_DEVICE") or "cpu"
+    if device not in TORCH_SOURCES:
+        raise SpecError(f"TORCH_DEVICE={device!r} is not one of {', '.join(TORCH_SOURCES)}")
+    var, _, constraints = TORCH_SOURCES[device]
+    env = torch_source_env(environ.get(var), device)
+    env["PREFIX_TORCH_CONSTRAINTS"] = str(Path(__file__).with_name(constraints))
+    return env
 
 
 def _pr_requirements() -> dict[str, str]:
@@ -84,7 +107,7 @@ def _fail(exc: SpecError):
 def tox_add_core_config(core_conf, state) -> None:
     # Runs once, before any environment is configured: bad TORCH_WHEELS stops everything.
     try:
-        os.environ.update(torch_source_env(os.environ.get("TORCH_WHEELS")))
+        os.environ.update(torch_settings(os.environ))
     except SpecError as exc:
         _fail(exc)
     try:  # only peft-pr reads these; its own install step reports a bad or missing spec
