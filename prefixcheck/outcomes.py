@@ -31,10 +31,13 @@ PASSED, FAILED, KNOWN = "passed", "failed", "known"
 class Recorder:
     def __init__(self) -> None:
         self.outcomes: dict[tuple[str, str], tuple[str, str | None]] = {}
+        self.failures: dict[tuple[str, str], dict] = {}  # (prop, key) -> what a failed example says
         self.log: list[tuple[str, str]] = []  # (prop, key) in the order examples ran
 
-    def record(self, prop: str, case: Case, outcome: str, issue_id: str | None = None) -> None:
+    def record(self, prop: str, case: Case, outcome: str, issue_id: str | None = None, failure: dict | None = None):
         self.outcomes[(prop, case.key)] = (outcome, issue_id)
+        if failure is not None:
+            self.failures[(prop, case.key)] = failure
         self.log.append((prop, case.key))
 
     def mark(self) -> int:
@@ -50,6 +53,7 @@ class Recorder:
         keep = set(run[: failed[0] + 1]) | {run[failed[-1]]} | set(self.log[:start])
         for k in set(run) - keep:
             self.outcomes.pop(k, None)
+            self.failures.pop(k, None)
         self.log[start:] = [k for k in run if k in keep]
 
     def counts(self) -> dict[str, dict]:
@@ -63,20 +67,32 @@ class Recorder:
         return out
 
     def write_part(self, path: str | Path) -> None:
-        rows = [[p, k, o, i] for (p, k), (o, i) in self.outcomes.items()]
+        rows = [[p, k, o, i, self.failures.get((p, k))] for (p, k), (o, i) in self.outcomes.items()]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(rows))
 
     def load_part(self, path: str | Path) -> None:
-        for prop, key, outcome, issue_id in json.loads(Path(path).read_text()):
+        for prop, key, outcome, issue_id, failure in json.loads(Path(path).read_text()):
             self.outcomes[(prop, key)] = (outcome, issue_id)
+            if failure is not None:
+                self.failures[(prop, key)] = failure
 
 
 RECORDER = Recorder()
 
 
+def _failure(case: Case, exc: BaseException, repro_path) -> dict:
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return {
+        "describe": case.describe(),
+        "error": f"{type(exc).__name__}: {first}"[:300],
+        "repro": str(repro_path) if repro_path else None,
+    }
+
+
 def reports_dir() -> Path:
-    env = os.environ.get("TOX_ENV_NAME") or os.environ.get("PREFIXCHECK_ENV") or "local"
+    # PREFIXCHECK_ENV names a run apart from its tox env (the nightly runs peft-pr for two mains)
+    env = os.environ.get("PREFIXCHECK_ENV") or os.environ.get("TOX_ENV_NAME") or "local"
     return Path(os.environ.get("PREFIXCHECK_REPORTS", "reports")) / env
 
 
@@ -87,7 +103,51 @@ def summary(recorder: Recorder) -> dict:
         totals["passed"] += slot["passed"]
         totals["failed"] += slot["failed"]
         totals["known"] += sum(slot["known"].values())
-    return {"versions": installed(), "totals": totals, "properties": counts}
+    failures = [
+        {"property": prop, "case": key, **recorder.failures.get((prop, key), {})}
+        for (prop, key), (outcome, _) in sorted(recorder.outcomes.items())
+        if outcome == FAILED
+    ]
+    return {"versions": installed(), "totals": totals, "properties": counts, "failures": failures}
+
+
+def markdown(summary: dict, env: str, pinned: bool) -> str:
+    """The run's Markdown job summary. On versions this project does not pin, a failure outside
+    the registry is named for what it most likely is: an upstream regression, or a fixed bug."""
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(summary["versions"].items()) if k != "python")
+    totals = summary["totals"]
+    mark = "passed" if totals["failed"] == 0 else "FAILED"
+    lines = [
+        f"## Property suite `{env}`: {mark}",
+        "",
+        f"{versions}; Hypothesis profile `{summary.get('hypothesis_profile', '?')}`.",
+        f"{totals['passed']} examples passed, {totals['known']} hit a known issue as the registry says, "
+        f"**{totals['failed']} failed**.",
+    ]
+    if totals["failed"]:
+        stale = [f for f in summary.get("failures", []) if f.get("error", "").startswith("StaleKnownIssue")]
+        if pinned:
+            lines += ["", "These versions are pinned by this project: a failure here is a bug in the suite."]
+        else:
+            lines += [
+                "",
+                f"**Upstream change, not a suite bug**: {env} is not pinned by this project. A failure here "
+                "that the pinned known-good run does not show is an upstream regression "
+                f"({len(stale)} of them a known issue that now passes: narrow its registry entry). "
+                "Each reproduction script below runs standalone; attach it to the upstream report.",
+            ]
+        lines += ["", "| property | failed | known issues hit |", "|---|---|---|"]
+        for prop, slot in sorted(summary["properties"].items()):
+            if slot["failed"]:
+                known = ", ".join(f"{i} ({n})" for i, n in sorted(slot["known"].items())) or "-"
+                lines.append(f"| `{prop}` | {slot['failed']} | {known} |")
+        lines += ["", "| property | case | error | reproduction |", "|---|---|---|---|"]
+        for f in summary.get("failures", [])[:50]:
+            error = f.get("error", "").replace("|", "/").replace("\n", " ")[:160]
+            lines.append(
+                f"| `{f['property']}` | `{f['case']}` {f.get('describe', '')} | {error} | `{f.get('repro', '-')}` |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager
@@ -107,17 +167,19 @@ def check(
             if issue.failure.matches(exc):
                 recorder.record(prop, case, KNOWN, issue.id)
                 return
-        recorder.record(prop, case, FAILED)
         for issue in issues:
             exc.add_note(f"known issue {issue.id} applies but expects {issue.failure}; this failure is different")
-        exc.add_note(repro.attach(prop, case, **context))
+        note, path = repro.attach(prop, case, **context)
+        exc.add_note(note)
+        recorder.record(prop, case, FAILED, failure=_failure(case, exc, path))
         raise
     if issues:
-        recorder.record(prop, case, FAILED)
         issue = issues[0]
-        raise known_issues.StaleKnownIssue(
+        stale = known_issues.StaleKnownIssue(
             f"{prop} passed on {case.describe()} although known issue {issue.id!r} "
             f"({', '.join(issue.references) or 'found by this suite'}) says it fails with {issue.failure} "
             f"for {issue.affects}: the bug looks fixed; narrow or remove the entry"
         )
+        recorder.record(prop, case, FAILED, failure=_failure(case, stale, None))
+        raise stale
     recorder.record(prop, case, PASSED)

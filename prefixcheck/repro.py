@@ -245,18 +245,19 @@ def _second_adapter(case: Case, second: PrefixSpec | None) -> dict | None:
     return {"adapter_name": second.adapter_name, "config": config, "atol": tol.atol, "rtol": tol.rtol}
 
 
-def attach(prop: str, case: Case, **context) -> str:
-    """Write the script under the reports folder; return a note with its path and its text."""
+def attach(prop: str, case: Case, **context) -> tuple[str, Path | None]:
+    """Write the script under the reports folder; return a note with its path and its text, and
+    the path (None when no script could be built)."""
     from .outcomes import reports_dir
 
     try:
         text = script(prop, case, **context)
     except Exception as exc:  # the original failure matters more than a broken reproduction
-        return f"(no reproduction script: building it failed with {type(exc).__name__}: {exc})"
+        return f"(no reproduction script: building it failed with {type(exc).__name__}: {exc})", None
     path = reports_dir() / "repros" / f"{prop}-{case.key}.py"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
-    return f"Reproduction script ({path}):\n" + textwrap.indent(text, "    ")
+    return f"Reproduction script ({path}):\n" + textwrap.indent(text, "    "), path
 
 
 def case_from_script(text: str) -> Case:

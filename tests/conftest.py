@@ -1,4 +1,5 @@
-"""Hypothesis profiles and the per-run report (reports/<env>/summary.json).
+"""Hypothesis profiles and the per-run report (reports/<env>/summary.json, and summary.md: the
+Markdown job summary).
 
 HYPOTHESIS_PROFILE picks the profile: `dev` (default; few examples, database under
 .hypothesis/), `ci` (derandomized, sized for CI; default when CI is set) or `nightly`.
@@ -39,6 +40,15 @@ if PROFILE not in PROFILES:
 settings.load_profile(PROFILE)
 
 
+def pytest_collection_modifyitems(config, items):
+    # On a GPU runner a CUDA test that skips is a failure of the runner, not a clean skip.
+    if os.environ.get("PREFIXCHECK_REQUIRE_CUDA") == "1":
+        from prefixcheck.versions import features
+
+        if not features().cuda:
+            raise pytest.UsageError("PREFIXCHECK_REQUIRE_CUDA=1 but torch sees no CUDA device (CPU build of torch?)")
+
+
 def scaled(fraction: float) -> settings:
     """Settings for a test whose examples cost more (Trainer runs): a fraction of the profile."""
     return settings(max_examples=max(2, int(settings.default.max_examples * fraction)))
@@ -68,6 +78,14 @@ def pytest_report_header(config):
     return [f"prefix-roundtrip: profile={PROFILE} " + " ".join(f"{k}={v}" for k, v in installed().items())]
 
 
+def _pinned(versions: dict) -> bool:
+    """Whether this run's peft/transformers are the pair this project pins (matrix/cells.toml)."""
+    from matrix.cells import load
+
+    good = load().known_good()
+    return (versions.get("peft"), versions.get("transformers")) == (good.peft, good.transformers)
+
+
 def pytest_sessionfinish(session, exitstatus):
     parts = _parts_dir(session.config)
     worker = getattr(session.config, "workerinput", None)
@@ -87,6 +105,7 @@ def pytest_sessionfinish(session, exitstatus):
     path = outcomes.reports_dir() / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    path.with_suffix(".md").write_text(outcomes.markdown(summary, path.parent.name, _pinned(summary["versions"])))
     totals = summary["totals"]
     session.config._prefix_summary_line = (
         f"prefix-roundtrip summary: {path} ({totals['passed']} passed, {totals['failed']} failed, "
