@@ -27,7 +27,7 @@ def collect(folder: Path) -> dict:
     producers = {}
     for p in sorted((folder / "artifacts").glob("*/index.json")):
         producers[p.parent.name] = json.loads(p.read_text())
-    timings = json.loads((folder / "timings.json").read_text()) if (folder / "timings.json").is_file() else {}
+    timings = {p.stem: json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))}
     grid = {}
     for consumer, data in results.items():
         for row in data["rows"]:

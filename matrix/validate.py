@@ -1,6 +1,6 @@
 """`python -m matrix validate`: one PEFT build against a baseline, reporting only the difference.
 
-Both sides get a uv environment (same transformers), run the property suite (`ci` profile) and
+Both sides get a uv environment (same transformers), run the property suite (`ci` profile unless HYPOTHESIS_PROFILE says otherwise) and
 consume the artifacts of the released cells (from a finished `matrix run`). The report lists new
 failures (the baseline passed or knew the failure, the candidate does not) and newly passing cases
 (the baseline failed or had a known issue, the candidate passes); the exit status is 1 on any
@@ -88,7 +88,13 @@ def validate(args) -> int:
     for side, cell in sides.items():
         python, _ = build_env(cell, out / "envs", lambda m: print(m, flush=True))
         reports = out / side / "reports"
-        env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PREFIXCHECK_REPORTS": str(reports), "PREFIXCHECK_ENV": side}
+        profile = os.environ.get("HYPOTHESIS_PROFILE") or "ci"
+        env = {
+            **os.environ,
+            "HYPOTHESIS_PROFILE": profile,
+            "PREFIXCHECK_REPORTS": str(reports),
+            "PREFIXCHECK_ENV": side,
+        }
         start = time.perf_counter()
         proc = subprocess.run(
             [str(python), "-m", "pytest", "tests/properties", "-q", "-n", str(args.workers), "-p", "no:cacheprovider"],

@@ -1,0 +1,267 @@
+"""What changed between two result folders, and the nightly tracking issue.
+
+`python -m matrix diff OLD NEW` reads, from each folder, a `matrix.json` (the compatibility matrix)
+and every `summary.json` below it (property-suite runs, keyed by their folder: the tox env). It
+reports what CI has to act on:
+- new failures: a property failure (by property and error, numbers folded, since randomized
+  profiles draw other examples each night) or a matrix square verdict that was good and is not;
+- newly passing: a failure that went away, a matrix known issue that now passes, and every
+  `StaleKnownIssue` (a registry entry whose bug looks fixed).
+Known-issue counts are not compared: with a randomized profile they move every night.
+
+`python -m matrix track CHANGES --repo OWNER/NAME` opens one tracking issue (label
+`nightly-tracking`) or comments on the open one, with the Markdown of `diff --out`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import urllib.request
+from pathlib import Path
+
+from .validate import GOOD
+
+LABEL = "nightly-tracking"
+TITLE = "Nightly prefix-tuning results changed"
+
+
+class ResultsError(ValueError):
+    """A results folder or file that cannot be read; the message names it."""
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ResultsError(f"{path}: not a readable results file ({exc.__class__.__name__}: {exc})") from None
+
+
+def load_results(path: str | Path) -> dict:
+    """{"matrix": matrix.json or None, "suites": {env: summary.json}} from a folder or one file.
+    A missing path is an empty result (the first nightly has no predecessor)."""
+    path = Path(path)
+    out: dict = {"matrix": None, "suites": {}}
+    if not path.exists():
+        return out
+    files = [path] if path.is_file() else sorted(path.rglob("*.json"))
+    for file in files:
+        if file.name == "matrix.json":
+            out["matrix"] = _read_json(file)
+        elif file.name == "summary.json":
+            out["suites"][file.parent.name] = _read_json(file)
+    if path.is_file() and out["matrix"] is None and not out["suites"]:
+        raise ResultsError(f"{path}: neither a matrix.json nor a summary.json")
+    return out
+
+
+def _fold(error: str) -> str:
+    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", error or "")[:160]
+
+
+def failure_signatures(summary: dict) -> dict[tuple[str, str], dict]:
+    """Distinct failures of one property-suite run: (property, folded error) -> one example."""
+    out = {}
+    for f in summary.get("failures", []):
+        out.setdefault((f["property"], _fold(f.get("error", ""))), f)
+    for prop, slot in summary.get("properties", {}).items():  # a summary without details
+        if slot.get("failed") and not any(p == prop for p, _ in out):
+            out[(prop, f"{slot['failed']} failed examples")] = {"property": prop, "case": "?"}
+    return out
+
+
+def diff(baseline: dict, candidate: dict) -> dict:
+    new_failures, newly_passing = [], []
+    for env, summary in sorted(candidate["suites"].items()):
+        before = failure_signatures(baseline["suites"].get(env, {}))
+        after = failure_signatures(summary)
+        for key in sorted(set(after) - set(before)):
+            row = {"where": f"suite {env}", "property": key[0], "error": key[1], "case": after[key].get("case")}
+            (newly_passing if key[1].startswith("StaleKnownIssue") else new_failures).append(row)
+        for key in sorted(set(before) - set(after)):
+            if env in baseline["suites"]:
+                newly_passing.append({"where": f"suite {env}", "property": key[0], "error": f"fixed: {key[1]}"})
+    old_rows = {(r["consumer"], r["producer"], r["case"]): r for r in (baseline["matrix"] or {}).get("rows", [])}
+    for r in (candidate["matrix"] or {}).get("rows", []):
+        b = old_rows.get((r["consumer"], r["producer"], r["case"]))
+        if b is None:
+            continue
+        where = f"matrix {r['producer']} -> {r['consumer']}"
+        what = f"{r['arch']} {r['task']} case {r['case']}"
+        if b["verdict"] in GOOD and r["verdict"] not in GOOD:
+            new_failures.append(
+                {
+                    "where": where,
+                    "property": what,
+                    "error": f"{b['verdict']} -> {r['verdict']}: " + _fold(r.get("detail", "")),
+                }
+            )
+        elif b["verdict"] != "pass" and r["verdict"] == "pass":
+            issue = f" ({b['issue']})" if b.get("issue") else ""
+            newly_passing.append({"where": where, "property": what, "error": f"{b['verdict']}{issue} -> pass"})
+    has_baseline = bool(baseline["matrix"] or baseline["suites"])
+    return {
+        "baseline_found": has_baseline,
+        "changed": has_baseline and bool(new_failures or newly_passing),
+        "new_failures": new_failures,
+        "newly_passing": newly_passing,
+    }
+
+
+def markdown(changes: dict, title: str) -> str:
+    lines = [f"## {title}", ""]
+    if not changes["baseline_found"]:
+        return "\n".join(lines + ["No earlier results to compare with: this run is the baseline for the next."]) + "\n"
+    if not changes["changed"]:
+        return "\n".join(lines + ["Nothing changed: no new failures, nothing newly passing."]) + "\n"
+    for key, head in (
+        ("new_failures", "New failures"),
+        ("newly_passing", "Newly passing (narrow or remove the registry entry)"),
+    ):
+        rows = changes[key]
+        if rows:
+            lines += [f"**{head}** ({len(rows)}):", "", "| where | what | error |", "|---|---|---|"]
+            for r in rows[:100]:
+                lines.append(f"| {r['where']} | `{r['property']}` | {r['error'].replace('|', '/')} |")
+            if len(rows) > 100:
+                lines.append(f"| ... | {len(rows) - 100} more in changes.json | |")
+            lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def diff_command(args) -> int:
+    if not Path(args.candidate).exists():
+        raise SystemExit(f"error: {args.candidate}: no such results folder or file")
+    try:
+        baseline, candidate = load_results(args.baseline), load_results(args.candidate)
+    except ResultsError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if Path(args.baseline).is_file() and Path(args.candidate).is_file() and len(baseline["suites"]) == 1:
+        # two summary.json files: compare them as one suite, whatever their env names
+        baseline["suites"] = {name: next(iter(baseline["suites"].values())) for name in candidate["suites"]}
+    changes = diff(baseline, candidate)
+    text = markdown(changes, args.title)
+    github_output(changed=str(changes["changed"]).lower(), new_failures=str(len(changes["new_failures"])))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "changes.json").write_text(json.dumps(changes, indent=1))
+        (out / "changes.md").write_text(text)
+    print(text)
+    return 1 if args.fail_on_new and changes["new_failures"] else 0
+
+
+class GitHub:
+    """The three REST calls the tracking issue needs; `dry_run` prints them instead."""
+
+    def __init__(self, repo: str, token: str | None, dry_run: bool = False) -> None:
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+            raise SystemExit(f"error: --repo {repo!r} is not OWNER/NAME")
+        if not token and not dry_run:
+            raise SystemExit("error: GITHUB_TOKEN is not set (needed to file the tracking issue; or use --dry-run)")
+        self.repo, self.token, self.dry_run = repo, token, dry_run
+        self.calls: list[tuple[str, str, dict | None]] = []
+
+    def request(self, method: str, path: str, body: dict | None = None):
+        self.calls.append((method, path, body))
+        if self.dry_run:
+            print(f"[dry-run] {method} /repos/{self.repo}{path} {json.dumps(body)[:200] if body else ''}")
+            return [] if method == "GET" else {"html_url": "(dry run)"}
+        api = os.environ.get("GITHUB_API_URL", "https://api.github.com")  # set by Actions; GHES differs
+        req = urllib.request.Request(
+            f"{api}/repos/{self.repo}{path}",
+            data=json.dumps(body).encode() if body is not None else None,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": "2022-11-28",
+            },
+        )
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+
+def track(changes: dict, text: str, github: GitHub, run_url: str = "") -> str:
+    """Comment on the open tracking issue, or open one; nothing when nothing changed."""
+    if not changes.get("changed"):
+        return "nothing changed: no tracking issue update"
+    body = text + (f"\nRun: {run_url}\n" if run_url else "")
+    open_issues = github.request("GET", f"/issues?state=open&labels={LABEL}&per_page=10")
+    ours = [i for i in open_issues if i.get("title") == TITLE and "pull_request" not in i]
+    if ours:
+        number = ours[0]["number"]
+        github.request("POST", f"/issues/{number}/comments", {"body": body})
+        return f"commented on tracking issue #{number}"
+    created = github.request("POST", "/issues", {"title": TITLE, "body": body, "labels": [LABEL]})
+    return f"opened tracking issue {created.get('html_url', '')}"
+
+
+def track_command(args) -> int:
+    folder = Path(args.changes)
+    try:
+        changes = _read_json(folder / "changes.json")
+        text = (folder / "changes.md").read_text()
+    except (ResultsError, OSError) as exc:
+        raise SystemExit(f"error: {folder}: no diff output to track ({exc})") from None
+    github = GitHub(args.repo, os.environ.get("GITHUB_TOKEN"), dry_run=args.dry_run)
+    print(track(changes, text, github, args.run_url))
+    return 0
+
+
+PEFT_REPO = "huggingface/peft"
+
+
+def pr_spec(pr: str = "", repository: str = "", ref: str = "", spec: str = "", fetch=None) -> str:
+    """One PEFT_SPEC from exactly one of: a PEFT pull-request number (resolved to its head
+    repository and commit, so the run says exactly what it tested), a repository + ref, a spec."""
+    given = [name for name, value in (("pr", pr), ("repository", repository), ("spec", spec)) if value]
+    if len(given) != 1:
+        raise SystemExit(f"error: give exactly one of --pr, --repository (+ --ref), --spec; got {given or 'none'}")
+    if spec:
+        return spec.strip()
+    if repository:
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
+            raise SystemExit(f"error: --repository {repository!r} is not OWNER/NAME")
+        if not re.fullmatch(r"[\w./-]+", ref or "") or ".." in ref:
+            raise SystemExit(f"error: --ref {ref!r} is not a branch, tag or commit")
+        return f"git+https://github.com/{repository}@{ref}"
+    if not re.fullmatch(r"[1-9]\d{0,6}", pr):
+        raise SystemExit(f"error: --pr {pr!r} is not a pull-request number")
+    fetch = fetch or _get_json
+    api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
+    data = fetch(f"{api}/repos/{PEFT_REPO}/pulls/{pr}")
+    head = data.get("head") or {}
+    repo = (head.get("repo") or {}).get("full_name")
+    sha = head.get("sha", "")
+    if not repo or not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise SystemExit(f"error: {PEFT_REPO}#{pr}: no head repository/commit in the API answer (deleted fork?)")
+    return f"git+https://github.com/{repo}@{sha}"
+
+
+def _get_json(url: str) -> dict:
+    headers = {"Accept": "application/vnd.github+json"}
+    if os.environ.get("GITHUB_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['GITHUB_TOKEN']}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
+            return json.loads(resp.read())
+    except OSError as exc:
+        raise SystemExit(f"error: {url}: {exc}") from None
+
+
+def github_output(**values: str) -> None:
+    """Step outputs for GitHub Actions (no-op elsewhere)."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        with open(path, "a") as fh:
+            for key, value in values.items():
+                fh.write(f"{key}={value}\n")
+
+
+def pr_spec_command(args) -> int:
+    spec = pr_spec(args.pr.strip(), args.repository.strip(), args.ref.strip(), args.spec)
+    github_output(peft_spec=spec)
+    print(spec)
+    return 0
