@@ -279,6 +279,27 @@ REGISTRY: tuple[KnownIssue, ...] = (
         ),
     ),
     KnownIssue(
+        id="peft-0.21-tf-4.57-encoder-decoder-generate",
+        title="peft 0.21 with transformers 4.57: encoder-decoder generate() disagrees with forward() (BART drops the prefix)",
+        references=(),
+        found_by_suite=True,
+        # Measured on exactly this pair (matrix validate's baseline, 0.21.2 + 4.57.6); 0.17.1 fails
+        # earlier there (peft-2821-encoder-decoder-key-cache) and transformers 5.23 agrees.
+        affects={"peft": ">=0.21,<0.22", "transformers": ">=4.57,<4.58"},
+        properties=("generate-first-step",),
+        cases={"arch": ("bart", "t5"), "task": ("SEQ_2_SEQ_LM",)},
+        failure=Failure("OutputMismatch", r"generate\(\) first-step logits"),
+        report=(
+            "With PEFT 0.21.2 and transformers 4.57.6, generate()'s first-step logits of a prefix-tuned BART or T5 "
+            "(SEQ_2_SEQ_LM) differ from model(**inputs, decoder_input_ids=[[decoder_start]]).logits[:, -1]: BART by "
+            "8e-3 to 1.6e-1 while staying within 4e-3 of the base model (the prefix is dropped in generation), T5 by "
+            "0.3 to 1.8 and equal to neither (applied differently). Decoder-only models agree within 6e-8, and so does "
+            "BART/T5 under transformers 5.23.0. Repro: BartConfig(d_model=4, 1 layer, 1 head), "
+            "PrefixTuningConfig(task_type='SEQ_2_SEQ_LM', num_virtual_tokens=1), one AdamW step; compare "
+            "generate(..., output_logits=True).logits[0] with the forward pass."
+        ),
+    ),
+    KnownIssue(
         id="tf-5.24-generate-prefix-positions",
         title="transformers 5.24: GPT-2, OPT, GPTBigCode, Bloom apply the prefix differently in generate() than in forward()",
         references=(),
