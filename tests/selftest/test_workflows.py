@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -58,9 +59,13 @@ def test_actionlint_is_live(tmp_path):
         "      - run: echo ${{ github.event.head_commit.message }}\n"  # script injection
         "      - run: echo ${{ matrix.nope }}\n"  # no such matrix key
         "  b:\n    runs-on: [self-hosted, tpu]\n    steps:\n      - run: true\n"  # unknown label
+        "      - run: cd $HOME/x\n"  # shellcheck: unquoted
     )
-    kinds = sorted(f["kind"] for f in actionlint.lint([bad]))
-    assert kinds == ["expression", "expression", "runner-label"], kinds
+    found = [(f["kind"], f["message"]) for f in actionlint.lint([bad])]
+    expected = [("expression", "potentially untrusted"), ("expression", '"nope"'), ("runner-label", "tpu")]
+    expected += [("shellcheck", "SC2086")] if shutil.which("shellcheck") else []
+    for kind, words in expected:
+        assert any(k == kind and words in m for k, m in found), f"{kind} {words!r} not reported: {found}"
 
 
 # --- security and shape ----------------------------------------------------------------------
