@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -179,8 +180,15 @@ class GitHub:
                 "X-GitHub-Api-Version": "2022-11-28",
             },
         )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"null")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raise SystemExit(
+                f"error: GitHub API {method} /repos/{self.repo}{path}: HTTP {exc.code} {exc.reason}"
+            ) from None
+        except OSError as exc:
+            raise SystemExit(f"error: GitHub API {method} /repos/{self.repo}{path}: {exc}") from None
 
 
 def track(changes: dict, text: str, github: GitHub, run_url: str = "") -> str:

@@ -243,3 +243,10 @@ def test_torch_device_switch(tmp_path):
         toxfile.torch_settings({"TORCH_DEVICE": "tpu"})
     with pytest.raises(toxfile.SpecError, match="TORCH_CUDA_WHEELS="):
         toxfile.torch_settings({"TORCH_DEVICE": "cuda", "TORCH_CUDA_WHEELS": str(tmp_path / "none")})
+
+
+def test_track_api_failure_is_one_line(monkeypatch):
+    monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    github = changes.GitHub("me/repo", "token")
+    with pytest.raises(SystemExit, match=r"^error: GitHub API GET /repos/me/repo/issues"):
+        changes.track({"changed": True}, "body", github)
