@@ -49,6 +49,12 @@ def matrix_diff(baseline: dict, candidate: dict) -> dict:
     return {"regressions": regressions, "fixes": fixes}
 
 
+def _moves(before: dict, after: dict) -> str:
+    """Registry ids whose example counts moved, as `id 3 -> 5` (0 where an id was not hit)."""
+    ids = sorted(i for i in set(before) | set(after) if before.get(i, 0) != after.get(i, 0))
+    return ", ".join(f"{i} {before.get(i, 0)} -> {after.get(i, 0)}" for i in ids)
+
+
 def markdown(suite: dict, grid: dict, labels: tuple[str, str]) -> str:
     base, cand = labels
     lines = [f"# PEFT validation: `{cand}` against `{base}`", ""]
@@ -72,7 +78,9 @@ def markdown(suite: dict, grid: dict, labels: tuple[str, str]) -> str:
         ]
     if suite["known_changed"]:
         lines += ["", "Known-issue counts that moved:"]
-        lines += [f"- `{p}`: {v['baseline']} -> {v['candidate']}" for p, v in sorted(suite["known_changed"].items())]
+        lines += [
+            f"- `{p}`: {_moves(v['baseline'], v['candidate'])}" for p, v in sorted(suite["known_changed"].items())
+        ]
     return "\n".join(lines) + "\n"
 
 
