@@ -55,6 +55,7 @@ def case_facts(case: Case) -> dict[str, object]:
         "padding_side": case.recipe.padding_side,
         "padded": case.recipe.num_padded > 0,
         "gqa": lay.num_kv_heads < lay.num_heads,
+        "multi_kv_heads": lay.num_kv_heads > 1,  # the cache holds more than one key/value head
         "explicit_head_dim": lay.explicit_head_dim,
         # PEFT's prefix width differs from what the model's cache holds per layer
         "prefix_width_mismatch": arch.peft_token_dim(case.model) != arch.kv_token_dim(lay),
@@ -169,7 +170,8 @@ REGISTRY: tuple[KnownIssue, ...] = (
             r"You must specify exactly one of input_ids or inputs_embeds|Model does not support past key values"
             r"|object has no attribute 'cls_layer_name'"
             r"|You have to specify either decoder_input_ids or decoder_inputs_embeds"
-            r"|The size of tensor a \(\d+\) must match the size of tensor b",
+            r"|The size of tensor a \(\d+\) must match the size of tensor b"
+            r"|Attention mask should be of size",  # transformers 4.51: the same too-long mask, caught earlier
         ),
         report=(
             "Prefix tuning of encoder-decoder classification heads fails in forward(). SEQ_CLS (BART, T5): "
@@ -210,7 +212,8 @@ REGISTRY: tuple[KnownIssue, ...] = (
         id="peft-modules-to-save-duplicated",
         title="SEQ_CLS/TOKEN_CLS prompt-learning configs append classifier/score to modules_to_save on every load",
         references=("https://github.com/huggingface/peft/pull/3770",),
-        affects={"peft": ">=0.3"},
+        # 0.15.2 saves the list once (with 4.51.3); 0.17.1 doubles it with 4.51.3 and 4.57.6: PEFT-side
+        affects={"peft": ">=0.16"},
         properties=("config-roundtrip", "resave-identical"),
         cases={"task": (CLS, TOK)},
         failure=Failure("AssertionError", r"modules_to_save"),
@@ -229,7 +232,9 @@ REGISTRY: tuple[KnownIssue, ...] = (
         title="disable_adapter() crashes for prompt-learning models whose base has no prepare_inputs_for_generation",
         references=(),
         found_by_suite=True,
-        affects={"peft": ">=0.3"},
+        # transformers 4.51.3 still gives every model prepare_inputs_for_generation (peft 0.15.2 and
+        # 0.17.1 pass there); 4.57.6 and 5.x do not
+        affects={"peft": ">=0.3", "transformers": ">=4.52"},
         properties=("prefix-acts",),
         cases={"task": (CLS, TOK)},
         failure=Failure("AttributeError|UnboundLocalError", r"prepare_inputs_for_generation"),
@@ -279,25 +284,80 @@ REGISTRY: tuple[KnownIssue, ...] = (
         ),
     ),
     KnownIssue(
-        id="peft-0.21-tf-4.57-encoder-decoder-generate",
-        title="peft 0.21 with transformers 4.57: encoder-decoder generate() disagrees with forward() (BART drops the prefix)",
+        id="peft-0.21-tf-4.57-bart-generate-drops-prefix",
+        title="peft 0.21 with transformers 4.57: BART generate() drops the prefix (first step equals the base model)",
         references=(),
         found_by_suite=True,
-        # Measured on exactly this pair (matrix validate's baseline, 0.21.2 + 4.57.6); 0.17.1 fails
-        # earlier there (peft-2821-encoder-decoder-key-cache) and transformers 5.23 agrees.
+        # Measured on exactly this pair (matrix validate's baseline, 0.21.2 + 4.57.6). BART agrees on
+        # 0.15.2 + 4.51.3 and on 0.21.2 + 5.23.0; 0.17.1 + 4.57.6 fails earlier (peft-2821-...).
         affects={"peft": ">=0.21,<0.22", "transformers": ">=4.57,<4.58"},
         properties=("generate-first-step",),
-        cases={"arch": ("bart", "t5"), "task": ("SEQ_2_SEQ_LM",)},
+        cases={"arch": ("bart",), "task": (S2S,)},
         failure=Failure("OutputMismatch", r"generate\(\) first-step logits"),
         report=(
-            "With PEFT 0.21.2 and transformers 4.57.6, generate()'s first-step logits of a prefix-tuned BART or T5 "
-            "(SEQ_2_SEQ_LM) differ from model(**inputs, decoder_input_ids=[[decoder_start]]).logits[:, -1]: BART by "
-            "8e-3 to 1.6e-1 while staying within 4e-3 of the base model (the prefix is dropped in generation), T5 by "
-            "0.3 to 1.8 and equal to neither (applied differently). Decoder-only models agree within 6e-8, and so does "
-            "BART/T5 under transformers 5.23.0. Repro: BartConfig(d_model=4, 1 layer, 1 head), "
-            "PrefixTuningConfig(task_type='SEQ_2_SEQ_LM', num_virtual_tokens=1), one AdamW step; compare "
-            "generate(..., output_logits=True).logits[0] with the forward pass."
+            "With PEFT 0.21.2 and transformers 4.57.6, generate()'s first-step logits of a prefix-tuned BART "
+            "(SEQ_2_SEQ_LM) differ from model(**inputs, decoder_input_ids=[[decoder_start]]).logits[:, -1] by 8e-3 to "
+            "1.6e-1 while staying within 4e-3 of the base model: the prefix is dropped in generation. The same "
+            "check passes bitwise with PEFT 0.15.2 + transformers 4.51.3 and PEFT 0.21.2 + transformers 5.23.0. "
+            "Repro: BartConfig(d_model=4, 1 layer, 1 head), PrefixTuningConfig(task_type='SEQ_2_SEQ_LM', "
+            "num_virtual_tokens=1), one AdamW step; compare generate(..., output_logits=True).logits[0] with the "
+            "forward pass."
         ),
+    ),
+    KnownIssue(
+        id="tf-4-t5-generate-prefix-positions",
+        title="transformers 4.x: T5 generate() applies the prefix differently than forward()",
+        references=(),
+        found_by_suite=True,
+        # Measured: 4.51.3 (peft 0.15.2) and 4.57.6 (peft 0.21.2) disagree by the same amounts;
+        # 5.23.0 agrees bitwise. Older 4.x releases are assumed alike until a run says otherwise.
+        affects={"transformers": "<5.0", "peft": ">=0.3"},
+        properties=("generate-first-step",),
+        cases={"arch": ("t5",), "task": (S2S,)},
+        failure=Failure("OutputMismatch", r"generate\(\) first-step logits"),
+        report=(
+            "With transformers 4.51.3 and 4.57.6 (PEFT 0.15.2 and 0.21.2 alike), generate()'s first-step logits of a "
+            "prefix-tuned T5 (SEQ_2_SEQ_LM) differ from model(**inputs, decoder_input_ids=[[0]]).logits[:, -1] by "
+            "0.3 to 4 and equal neither that nor the base model: the prefix acts, but the decoder's relative position "
+            "bias (or cache offset) in generation differs from forward(). transformers 5.23.0 agrees bitwise. Repro: "
+            "T5Config(d_model=4, d_kv=4, num_heads=1, 1 layer), PrefixTuningConfig(task_type='SEQ_2_SEQ_LM', "
+            "num_virtual_tokens=1), one AdamW step; compare generate(..., output_logits=True).logits[0] with the "
+            "forward pass."
+        ),
+    ),
+    KnownIssue(
+        id="peft-0.15-gemma3-generate-4d-mask",
+        title="peft 0.15 with transformers 4.51: Gemma3 generate() concatenates a 2-d prefix mask to a 4-d mask",
+        references=(),
+        found_by_suite=True,
+        # Measured on peft 0.15.2 + transformers 4.51.3 only (Gemma3 exists from 4.50); 0.17.1 + 4.57.6
+        # and 0.21.2 + 5.23.0 generate fine.
+        affects={"peft": ">=0.15,<0.16", "transformers": ">=4.50,<4.52"},
+        properties=("generate-first-step", "generate-roundtrip"),
+        cases={"arch": ("gemma3_text",), "task": (CLM,)},
+        failure=Failure("RuntimeError", r"Tensors must have same number of dimensions: got 2 and 4"),
+        report=(
+            "With PEFT 0.15.2 and transformers 4.51.3, generate() on a prefix-tuned Gemma3ForCausalLM fails in "
+            "PeftModelForCausalLM.prepare_inputs_for_generation: Gemma3's own prepare_inputs_for_generation has "
+            "already turned attention_mask into a 4-d mask (hybrid cache), and PEFT torch.cat()s its 2-d "
+            "prefix mask to it: 'Tensors must have same number of dimensions: got 2 and 4'. forward() works. "
+            "Repro: Gemma3TextConfig(hidden_size=8, 1 layer, 1 head, head_dim=8), "
+            "PrefixTuningConfig(task_type='CAUSAL_LM', num_virtual_tokens=1), model.generate(input_ids, "
+            "max_new_tokens=3)."
+        ),
+    ),
+    KnownIssue(
+        id="peft-886-gpt-bigcode-fused-cache",
+        title="GPTBigCode's fused (3-d) key/value cache cannot take PEFT's 4-d prefix",
+        references=("https://github.com/huggingface/peft/issues/886",),
+        # Measured: fails with transformers 4.51.3, works with 4.57.6 (GPTBigCode moved to the Cache API).
+        affects={"transformers": "<4.57", "peft": ">=0.3"},
+        properties=(ANY,),
+        # Only GPTBigCode with multi_query=False and several heads: its cache is then 4-d per head
+        # group, not the fused 3-d MQA layout PEFT's prefix fits (MQA and single-head models pass).
+        cases={"arch": ("gpt_bigcode",), "multi_kv_heads": (True,)},
+        failure=Failure("RuntimeError", r"Tensors must have same number of dimensions"),
+        notes="peft#886 (open since 2023) is the same crash on tiny_starcoder.",
     ),
     KnownIssue(
         id="tf-5.24-generate-prefix-positions",
@@ -371,7 +431,8 @@ REGISTRY: tuple[KnownIssue, ...] = (
         title="SEQ_CLS fallback path feeds the returned cache to RoBERTa's classifier as if it were the pooled output",
         references=(),
         found_by_suite=True,
-        affects={"transformers": "<5.0", "peft": ">=0.3"},
+        # transformers-side: 4.51.3 returns no cache from RobertaModel (peft 0.15.2 and 0.17.1 pass)
+        affects={"transformers": ">=4.52,<5.0", "peft": ">=0.3"},
         properties=(ANY,),
         cases={"arch": ("roberta",), "task": (CLS,)},
         failure=Failure("TypeError", r"'<' not supported between instances of 'tuple' and 'int'"),
