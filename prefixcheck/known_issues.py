@@ -310,8 +310,9 @@ REGISTRY: tuple[KnownIssue, ...] = (
         references=(),
         found_by_suite=True,
         # Measured: 4.51.3 (peft 0.15.2) and 4.57.6 (peft 0.21.2) disagree by the same amounts;
-        # 5.23.0 agrees bitwise. Older 4.x releases are assumed alike until a run says otherwise.
-        affects={"transformers": "<5.0", "peft": ">=0.3"},
+        # 5.23.0 agrees bitwise.
+        # 4.45.2 (peft 0.13.2) still agrees bitwise.
+        affects={"transformers": ">=4.46,<5.0", "peft": ">=0.3"},
         properties=("generate-first-step",),
         cases={"arch": ("t5",), "task": (S2S,)},
         failure=Failure("OutputMismatch", r"generate\(\) first-step logits"),
@@ -347,6 +348,125 @@ REGISTRY: tuple[KnownIssue, ...] = (
         ),
     ),
     KnownIssue(
+        id="peft-2246-classification-add-adapter-low-cpu-mem-usage",
+        title="peft 0.13: SEQ_CLS/TOKEN_CLS prompt-learning models cannot be built (add_adapter lacks low_cpu_mem_usage)",
+        references=("https://github.com/huggingface/peft/issues/2246", "https://github.com/huggingface/peft/pull/2156"),
+        affects={"peft": ">=0.13,<0.14"},
+        properties=(ANY,),
+        cases={"task": (CLS, TOK)},
+        failure=Failure("TypeError", r"add_adapter\(\) got an unexpected keyword argument 'low_cpu_mem_usage'"),
+        notes="PeftModel.__init__ passes low_cpu_mem_usage to add_adapter, which the classification subclasses do "
+        "not take: get_peft_model and from_pretrained both fail (0.13.2 + 4.45.2; fixed by peft#2156).",
+    ),
+    KnownIssue(
+        id="peft-0.13-gemma2-legacy-cache",
+        title="peft 0.13: Gemma2 gets the prefix as a tuple, but Gemma2 only takes a Cache object",
+        references=("https://github.com/huggingface/transformers/pull/33595",),
+        found_by_suite=True,
+        # Measured: 0.13.2 + 4.45.2 fails, 0.15.2 + 4.51.3 works (0.14 not measured).
+        affects={"peft": "<0.15", "transformers": ">=4.42"},
+        properties=(ANY,),
+        cases={"arch": ("gemma2",), "task": (CLM,)},
+        failure=Failure("AttributeError", r"'tuple' object has no attribute 'get_seq_length'"),
+        notes="transformers#33595: Gemma 2 does not support the legacy (tuple) cache format.",
+        report=(
+            "With PEFT 0.13.2 and transformers 4.45.2, any forward pass of a prefix-tuned Gemma2ForCausalLM fails "
+            "with \"AttributeError: 'tuple' object has no attribute 'get_seq_length'\": PEFT passes the prefix as a "
+            "legacy tuple of (key, value) pairs and Gemma2 only accepts a Cache (HybridCache). PEFT 0.15.2 with "
+            "transformers 4.51.3 works. Repro: Gemma2Config(hidden_size=8, 1 layer, 1 head, head_dim=8), "
+            "PrefixTuningConfig(task_type='CAUSAL_LM', num_virtual_tokens=1), one forward pass."
+        ),
+    ),
+    KnownIssue(
+        id="tf-4.45-resume-rng-state-weights-only",
+        title="transformers 4.45 with torch >= 2.6: resume_from_checkpoint cannot unpickle its own checkpoint",
+        references=(),
+        found_by_suite=True,
+        # Measured: 4.45.2 fails under torch 2.13; 4.51.3 resumes (it loads rng state with an
+        # allow-list, transformers#36991 / #37162).
+        affects={"transformers": "<4.51", "torch": ">=2.6"},
+        properties=("trainer-resume",),
+        cases={},
+        failure=Failure("UnpicklingError", r"Weights only load failed"),
+        report=(
+            "With transformers 4.45.2 and torch 2.13, Trainer.train(resume_from_checkpoint=...) fails with "
+            "_pickle.UnpicklingError 'Weights only load failed': torch >= 2.6 defaults torch.load to "
+            "weights_only=True and the checkpoint's rng_state.pth holds numpy objects. Any model, PEFT or not; "
+            "transformers 4.51.3 resumes. Repro: any Trainer run with save_steps=1, then resume_from_checkpoint."
+        ),
+    ),
+    KnownIssue(
+        id="peft-1901-gqa-prefix-width",
+        title="peft before the GQA fix: the prefix is sized for all heads, not the KV heads",
+        references=("https://github.com/huggingface/peft/pull/1901",),
+        # Measured: 0.10.0 + 4.40.2 fails for Llama/Mistral with fewer KV heads; 0.13.2 + 4.45.2 passes.
+        affects={"peft": "<0.13"},
+        properties=(ANY,),
+        # GPTBigCode's multi-query layout has its own code path there and passes
+        cases={"gqa": (True,), "arch": ("llama", "mistral", "qwen3", "gemma2", "gemma3_text")},
+        failure=Failure("RuntimeError", r"Sizes of tensors must match except in dimension"),
+    ),
+    KnownIssue(
+        id="peft-0.10-prompt-classification-head-untracked",
+        title="peft 0.10: a prompt-learning classification head is saved under its base name and not restored per adapter",
+        references=(),
+        found_by_suite=True,
+        # Measured on 0.10.0 + 4.40.2; 0.13.2 cannot build these models (peft-2246-...), 0.15.2 is clean.
+        affects={"peft": "<0.11"},
+        properties=("saved-shapes", "prefix-acts", "dtype-roundtrip", "multi-adapter"),
+        cases={"task": (CLS, TOK)},
+        failure=Failure(
+            "AssertionError|ValueError",
+            r"saved tensors \[|adapter disabled vs a fresh base model|fp32 -> bf16 -> fp32|Adapter \w+ not found",
+        ),
+        report=(
+            "With PEFT 0.10.0 (transformers 4.40.2), a prefix-tuning SEQ_CLS/TOKEN_CLS adapter saves its trained head "
+            "as 'base_model.score.weight' / 'base_model.classifier.*' while adapter_config.json lists no "
+            "modules_to_save: the head is not wrapped per adapter. Consequences seen here: disable_adapter() does "
+            "not give back the base model's outputs (the trained head stays), a second named adapter cannot be "
+            "loaded next to the first ('Adapter second not found'), and an fp32 -> bf16 -> fp32 round trip changes "
+            "outputs beyond the bf16 tolerance. PEFT 0.15.2 saves the head under modules_to_save and passes. Repro: "
+            "GPT2Config(n_embd=4, n_head=1, n_layer=1), PrefixTuningConfig(task_type='SEQ_CLS', num_virtual_tokens=1), "
+            "one AdamW step, save_pretrained; list the saved tensors and adapter_config.json's modules_to_save."
+        ),
+    ),
+    KnownIssue(
+        id="tf-4.40-resume-adapter-checkpoint-not-found",
+        title="transformers 4.40: resume_from_checkpoint does not recognise a prompt-learning adapter checkpoint",
+        references=(),
+        found_by_suite=True,
+        # Measured: 4.40.2 (peft 0.10.0) fails for every task; 4.45.2 gets past this check.
+        affects={"transformers": "<4.45"},
+        properties=("trainer-resume",),
+        cases={},
+        failure=Failure("ValueError", r"Can't find a valid checkpoint at"),
+        report=(
+            "With transformers 4.40.2 and PEFT 0.10.0, Trainer.train(resume_from_checkpoint=<checkpoint of a "
+            'prefix-tuning PeftModel>) raises "ValueError: Can\'t find a valid checkpoint at .../checkpoint-1" '
+            "although the folder holds adapter_model.safetensors and adapter_config.json as Trainer saved them. "
+            "Every task type; transformers 4.45.2 resumes past this check. Repro: any tiny model, "
+            "PrefixTuningConfig(num_virtual_tokens=1), Trainer(save_steps=1, max_steps=2).train(), then a new "
+            "Trainer(...).train(resume_from_checkpoint='<out>/checkpoint-1')."
+        ),
+    ),
+    KnownIssue(
+        id="peft-0.10-bloom-generate-twice",
+        title="peft 0.10 with transformers 4.40: Bloom's cache conversion fails on a second generate() call",
+        references=(),
+        found_by_suite=True,
+        affects={"peft": "<0.13", "transformers": "<4.45"},
+        properties=("generate-roundtrip",),
+        cases={"arch": ("bloom",), "task": (CLM,)},
+        failure=Failure("ValueError", r"not enough values to unpack \(expected 4, got 3\)"),
+        report=(
+            "With PEFT 0.10.0 and transformers 4.40.2, generate() on a prefix-tuned BloomForCausalLM works once; "
+            "generating again (here: before save, then on the reloaded adapter) fails in "
+            "BloomModel._convert_to_bloom_cache: 'not enough values to unpack (expected 4, got 3)', the prefix cache "
+            "arriving in Bloom's 3-d layout. Repro: BloomConfig(hidden_size=4, n_head=1, n_layer=1), "
+            "PrefixTuningConfig(task_type='CAUSAL_LM', num_virtual_tokens=1), one AdamW step, generate twice."
+        ),
+    ),
+    KnownIssue(
         id="peft-886-gpt-bigcode-fused-cache",
         title="GPTBigCode's fused (3-d) key/value cache cannot take PEFT's 4-d prefix",
         references=("https://github.com/huggingface/peft/issues/886",),
@@ -357,7 +477,8 @@ REGISTRY: tuple[KnownIssue, ...] = (
         # group, not the fused 3-d MQA layout PEFT's prefix fits (MQA and single-head models pass).
         cases={"arch": ("gpt_bigcode",), "multi_kv_heads": (True,)},
         failure=Failure("RuntimeError", r"Tensors must have same number of dimensions"),
-        notes="peft#886 (open since 2023) is the same crash on tiny_starcoder.",
+        notes="peft#886 (open since 2023) is the same crash on tiny_starcoder; peft#2662 drops PEFT's GPTBigCode "
+        "special case once transformers#38635 moved the model to the Cache API.",
     ),
     KnownIssue(
         id="tf-5.24-generate-prefix-positions",
@@ -391,7 +512,8 @@ REGISTRY: tuple[KnownIssue, ...] = (
         id="peft-2881-explicit-head-dim",
         title="PEFT < 0.18 sizes the prefix with hidden/heads, not the config's explicit head_dim (Qwen3, Mistral, Gemma)",
         references=("https://github.com/huggingface/peft/issues/2881", "https://github.com/huggingface/peft/pull/2883"),
-        affects={"peft": "<0.18"},
+        # transformers 4.40 ignores an explicit head_dim (Mistral passes there with peft 0.10.0)
+        affects={"peft": "<0.18", "transformers": ">=4.41"},
         properties=(ANY,),
         cases={"explicit_head_dim": (True,), "arch": ("qwen3", "mistral", "gemma2", "gemma3_text")},
         failure=Failure(
