@@ -14,6 +14,7 @@ Verdicts (one per producer x consumer x case):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import time
@@ -273,10 +274,19 @@ def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
 
     folders = {p.name: sorted(d for d in p.iterdir() if d.is_dir()) for p in sorted(artifacts.iterdir()) if p.is_dir()}
     digest = manifest.digest_of([f for fs in folders.values() for f in fs])
+    # verdicts depend on the registry (known-issue or fail) and the tolerance table too
+    judged_by = hashlib.sha256(
+        Path(known_issues.__file__).read_bytes() + Path(compare.__file__).read_bytes()
+    ).hexdigest()[:16]
     if out.is_file():
         previous = json.loads(out.read_text())
-        same = (previous.get("inputs_digest"), previous.get("versions"), previous.get("device"))
-        if same == (digest, installed(), device):
+        same = (
+            previous.get("inputs_digest"),
+            previous.get("versions"),
+            previous.get("device"),
+            previous.get("judged_by"),
+        )
+        if same == (digest, installed(), device, judged_by):
             return previous  # resume: nothing changed since the last consume
     start = time.perf_counter()
     rows = []
@@ -299,6 +309,7 @@ def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
         "versions": installed(),
         "device": device,
         "inputs_digest": digest,
+        "judged_by": judged_by,
         "seconds": time.perf_counter() - start,
         "rows": rows,
     }

@@ -213,6 +213,10 @@ def test_consume_writes_every_verdict_and_resumes(artifact, tmp_path):
     first = cellwork.consume(artifact.parent.parent, out)
     assert [r["verdict"] for r in first["rows"]] == ["pass"]
     assert cellwork.consume(artifact.parent.parent, out) == first  # unchanged inputs: reused
+    # judged under another registry or tolerance table: judged again, not reused
+    out.write_text(json.dumps(dict(first, judged_by="an older registry", rows=[])))
+    again = cellwork.consume(artifact.parent.parent, out)
+    assert again["rows"] == first["rows"] and again["judged_by"] == first["judged_by"]
 
 
 def test_the_report_shows_producer_by_consumer(artifact, tmp_path):
