@@ -22,7 +22,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .validate import GOOD
+from .report import fold_numbers
+from .validate import matrix_diff
 
 LABEL = "nightly-tracking"
 TITLE = "Nightly prefix-tuning results changed"
@@ -57,15 +58,11 @@ def load_results(path: str | Path) -> dict:
     return out
 
 
-def _fold(error: str) -> str:
-    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", error or "")[:160]
-
-
 def failure_signatures(summary: dict) -> dict[tuple[str, str], dict]:
     """Distinct failures of one property-suite run: (property, folded error) -> one example."""
     out = {}
     for f in summary.get("failures", []):
-        out.setdefault((f["property"], _fold(f.get("error", ""))), f)
+        out.setdefault((f["property"], fold_numbers(f.get("error", ""))[:160]), f)
     for prop, slot in summary.get("properties", {}).items():  # a summary without details
         if slot.get("failed") and not any(p == prop for p, _ in out):
             out[(prop, f"{slot['failed']} failed examples")] = {"property": prop, "case": "?"}
@@ -83,24 +80,24 @@ def diff(baseline: dict, candidate: dict) -> dict:
         for key in sorted(set(before) - set(after)):
             if env in baseline["suites"]:
                 newly_passing.append({"where": f"suite {env}", "property": key[0], "error": f"fixed: {key[1]}"})
-    old_rows = {(r["consumer"], r["producer"], r["case"]): r for r in (baseline["matrix"] or {}).get("rows", [])}
-    for r in (candidate["matrix"] or {}).get("rows", []):
-        b = old_rows.get((r["consumer"], r["producer"], r["case"]))
-        if b is None:
-            continue
-        where = f"matrix {r['producer']} -> {r['consumer']}"
-        what = f"{r['arch']} {r['task']} case {r['case']}"
-        if b["verdict"] in GOOD and r["verdict"] not in GOOD:
-            new_failures.append(
-                {
-                    "where": where,
-                    "property": what,
-                    "error": f"{b['verdict']} -> {r['verdict']}: " + _fold(r.get("detail", "")),
-                }
-            )
-        elif b["verdict"] != "pass" and r["verdict"] == "pass":
-            issue = f" ({b['issue']})" if b.get("issue") else ""
-            newly_passing.append({"where": where, "property": what, "error": f"{b['verdict']}{issue} -> pass"})
+    grid = matrix_diff(baseline["matrix"] or {}, candidate["matrix"] or {})
+    for r in grid["regressions"]:
+        new_failures.append(
+            {
+                "where": f"matrix {r['producer']} -> {r['consumer']}",
+                "property": f"{r['arch']} {r['task']} case {r['case']}",
+                "error": f"{r['baseline']} -> {r['verdict']}: " + fold_numbers(r.get("detail", ""))[:160],
+            }
+        )
+    for r in grid["fixes"]:
+        issue = f" ({r['baseline_issue']})" if r.get("baseline_issue") else ""
+        newly_passing.append(
+            {
+                "where": f"matrix {r['producer']} -> {r['consumer']}",
+                "property": f"{r['arch']} {r['task']} case {r['case']}",
+                "error": f"{r['baseline']}{issue} -> pass",
+            }
+        )
     has_baseline = bool(baseline["matrix"] or baseline["suites"])
     return {
         "baseline_found": has_baseline,
@@ -169,26 +166,7 @@ class GitHub:
         if self.dry_run:
             print(f"[dry-run] {method} /repos/{self.repo}{path} {json.dumps(body)[:200] if body else ''}")
             return [] if method == "GET" else {"html_url": "(dry run)"}
-        api = os.environ.get("GITHUB_API_URL", "https://api.github.com")  # set by Actions; GHES differs
-        req = urllib.request.Request(
-            f"{api}/repos/{self.repo}{path}",
-            data=json.dumps(body).encode() if body is not None else None,
-            method=method,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-            },
-        )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raise SystemExit(
-                f"error: GitHub API {method} /repos/{self.repo}{path}: HTTP {exc.code} {exc.reason}"
-            ) from None
-        except OSError as exc:
-            raise SystemExit(f"error: GitHub API {method} /repos/{self.repo}{path}: {exc}") from None
+        return api_call(method, f"/repos/{self.repo}{path}", body, self.token)
 
 
 def track(changes: dict, text: str, github: GitHub, run_url: str = "") -> str:
@@ -237,9 +215,8 @@ def pr_spec(pr: str = "", repository: str = "", ref: str = "", spec: str = "", f
         return f"git+https://github.com/{repository}@{ref}"
     if not re.fullmatch(r"[1-9]\d{0,6}", pr):
         raise SystemExit(f"error: --pr {pr!r} is not a pull-request number")
-    fetch = fetch or _get_json
-    api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
-    data = fetch(f"{api}/repos/{PEFT_REPO}/pulls/{pr}")
+    fetch = fetch or (lambda path: api_call("GET", path, token=os.environ.get("GITHUB_TOKEN")))
+    data = fetch(f"/repos/{PEFT_REPO}/pulls/{pr}")
     head = data.get("head") or {}
     repo = (head.get("repo") or {}).get("full_name")
     sha = head.get("sha", "")
@@ -248,15 +225,21 @@ def pr_spec(pr: str = "", repository: str = "", ref: str = "", spec: str = "", f
     return f"git+https://github.com/{repo}@{sha}"
 
 
-def _get_json(url: str) -> dict:
-    headers = {"Accept": "application/vnd.github+json"}
-    if os.environ.get("GITHUB_TOKEN"):
-        headers["Authorization"] = f"Bearer {os.environ['GITHUB_TOKEN']}"
+def api_call(method: str, path: str, body: dict | None = None, token: str | None = None):
+    """One GitHub REST call (GITHUB_API_URL, set by Actions, else api.github.com); failures as one line."""
+    api = os.environ.get("GITHUB_API_URL", "https://api.github.com")
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as resp:
-            return json.loads(resp.read())
+        req = urllib.request.Request(f"{api}{path}", data=data, method=method, headers=headers)
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"error: GitHub API {method} {path}: HTTP {exc.code} {exc.reason}") from None
     except OSError as exc:
-        raise SystemExit(f"error: {url}: {exc}") from None
+        raise SystemExit(f"error: GitHub API {method} {path}: {exc}") from None
 
 
 def github_output(**values: str) -> None:

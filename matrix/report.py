@@ -36,6 +36,11 @@ def collect(folder: Path) -> dict:
     return {"cells": cells, "results": results, "producers": producers, "timings": timings, "grid": grid}
 
 
+def fold_numbers(text: str) -> str:
+    """Numbers folded to N, so failures that differ only in sizes or values group together."""
+    return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", text or "")
+
+
 def _reason(row: dict) -> str:
     """A short, groupable reason: the error with numbers and paths folded, or the issue id."""
     detail = row["detail"]
@@ -43,7 +48,7 @@ def _reason(row: dict) -> str:
         detail = detail.split(": ", 1)[-1]
     if row["verdict"] == "fail":
         detail = detail.split(":")[0]
-    folded = re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "N", detail)
+    folded = fold_numbers(detail)
     return folded.replace("\n", " ").replace("|", "/")[:110]
 
 

@@ -36,9 +36,14 @@ def suite_diff(baseline: dict, candidate: dict) -> dict:
 
 
 def matrix_diff(baseline: dict, candidate: dict) -> dict:
-    """Per artifact (producer, case): verdicts that changed between two consume results."""
-    before = {(r["producer"], r["case"]): r for r in baseline["rows"]}
-    after = {(r["producer"], r["case"]): r for r in candidate["rows"]}
+    """Per artifact (consumer where the rows name one, producer, case): verdicts that changed
+    between two consume results or two matrix.json files."""
+
+    def key(r: dict) -> tuple:
+        return (r.get("consumer") or "", r["producer"], r["case"])
+
+    before = {key(r): r for r in baseline.get("rows", [])}
+    after = {key(r): r for r in candidate.get("rows", [])}
     regressions, fixes = [], []
     for key in sorted(set(before) & set(after)):
         b, c = before[key], after[key]
