@@ -9,11 +9,13 @@ each in a fresh copy of the repository (as a fresh runner would), matrix jobs (l
 `fromJSON(needs.*.outputs.*)`), job and step `if`, `env` at every level, step and job outputs
 (`$GITHUB_OUTPUT`), `$GITHUB_PATH`, job summaries (`$GITHUB_STEP_SUMMARY`, printed at the end), the local
 composite action, and these actions emulated on local folders: checkout (the copy), setup-python
-and setup-uv (this machine's python and uv), upload-artifact / download-artifact (a folder per
+(this machine's interpreter of the asked `python-version`, see `local_python`) and setup-uv (this
+machine's uv), upload-artifact / download-artifact (a folder per
 artifact, with GitHub's path and merge semantics), cache / cache/restore / cache/save (a folder
 per key, restore-keys by prefix, newest first). Anything else is refused with a one-line error,
 so a workflow cannot silently outgrow this runner. `--only JOB:KEY=VALUE` keeps the matrix
-entries of JOB whose KEY is VALUE; `--skip-job` leaves a job out (counted as skipped).
+entries of JOB whose KEY is VALUE (`--only properties:python=3.11` where torch installs for 3.11
+only); `--skip-job` leaves a job out (counted as skipped).
 The self-tests run every workflow this way in a reduced form (tests/selftest/test_workflows.py).
 """
 
@@ -308,11 +310,18 @@ class Run:
         if not matrix:
             return [{}]
         include = matrix.pop("include", []) or []
-        matrix.pop("exclude", None)
+        exclude = matrix.pop("exclude", []) or []
         keys = list(matrix)
         if keys and include:
             raise WorkflowError(f"job {name}: matrix keys together with include are not supported by this runner")
+        if exclude and not keys:
+            raise WorkflowError(f"job {name}: matrix exclude without matrix keys")
         combos = [dict(zip(keys, v, strict=True)) for v in itertools.product(*matrix.values())] if keys else include
+        # exclude, as GitHub does: an entry drops every combination that agrees with all its keys
+        for rule in exclude:
+            if not isinstance(rule, dict) or not set(rule) <= set(keys):
+                raise WorkflowError(f"job {name}: matrix exclude {rule!r} names no matrix key")
+            combos = [c for c in combos if any(_to_str(c[k]) != _to_str(v) for k, v in rule.items())]
         for rule in self.args.only:
             job_name, _, cond = rule.partition(":")
             key, _, value = cond.partition("=")
@@ -406,9 +415,10 @@ class Run:
             raise WorkflowError(f"action {uses} is not pinned to a full commit SHA")
         artifacts = self.store / "artifacts"
         if name == "actions/setup-python":
-            # this machine's base interpreter (not the venv that may be running us), first on PATH
-            base = Path(getattr(sys, "_base_executable", sys.executable)).resolve().parent
-            env["PATH"] = f"{base}{os.pathsep}{env.get('PATH', os.environ['PATH'])}"
+            python, version = local_python(with_.get("python-version", ""))
+            env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', os.environ['PATH'])}"
+            print(f"    python {version}: {python}", flush=True)
+            return {"python-version": version, "python-path": str(python)}
         elif name == "astral-sh/setup-uv":
             if not shutil.which("uv", path=env.get("PATH", os.environ["PATH"])):
                 raise RuntimeError("setup-uv: no uv on this machine's PATH")
@@ -478,6 +488,40 @@ class Run:
             self.step(step, inner, env, workspace, summary, timeout, post)
         ctx.status = inner.status
         return {}
+
+
+def _version_of(python: Path) -> str:
+    out = subprocess.run(
+        [str(python), "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True
+    )
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def local_python(spec: str) -> tuple[Path, str]:
+    """What setup-python gives for `python-version: X.Y[.Z]`: this machine's interpreter of that
+    version (never another one), as (executable, full version). Looked for in this order: the
+    interpreter running this script (its base, not a venv), pyenv's versions (`$PYENV_ROOT`, default
+    ~/.pyenv; its shims only work for the selected version, so they are passed over), then
+    `pythonX.Y` on PATH. No such interpreter fails the step, as an unavailable version does on
+    GitHub. torch may still not install for it: the local wheel folder of this project's machine has
+    torch for 3.11 only, so the workflow self-tests run ci.yml's suite with `--only
+    properties:python=3.11`; the other versions run on GitHub (torch from the PyTorch CPU index)."""
+    if not re.fullmatch(r"3\.\d+(\.\d+)?", spec.strip()):
+        raise WorkflowError(f"setup-python: python-version {spec!r} is not X.Y or X.Y.Z (only those are emulated)")
+    spec = spec.strip()
+    minor = ".".join(spec.split(".")[:2])
+    candidates = [Path(getattr(sys, "_base_executable", sys.executable)).resolve()]
+    pyenv = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += sorted(pyenv.glob(f"versions/{glob.escape(minor)}.*/bin/python{minor}"), reverse=True)
+    shims = str(pyenv / "shims")
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p != shims)
+    found = shutil.which(f"python{minor}", path=path)
+    candidates += [Path(found)] if found else []
+    for python in candidates:
+        version = _version_of(python) if python.is_file() else ""
+        if version == spec or version.startswith(f"{spec}."):
+            return python, version
+    raise RuntimeError(f"setup-python: no Python {spec} on this machine")
 
 
 def _list(value) -> list:

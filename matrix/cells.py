@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
+from prefixcheck.compat import tomllib
 
 CELLS_FILE = Path(__file__).with_name("cells.toml")
 SCHEMA = 1
