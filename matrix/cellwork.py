@@ -159,8 +159,7 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
 
     def verdict(name: str, detail: str = "", issue: str | None = None) -> Result:
         result.verdict, result.detail, result.issue = name, detail[:500], issue
-        refs = next((i.references for i in known_issues.REGISTRY if i.id == issue), ())
-        result.reference = refs[0] if refs else ""
+        result.reference = known_issues.by_id(issue).reference if issue else ""
         return result
 
     try:
@@ -216,33 +215,34 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
     except (AssertionError, RuntimeError, ValueError) as exc:
         return verdict("base-mismatch", f"{type(exc).__name__}: {exc}")
 
-    def known(prop: str, exc: BaseException) -> str | None:
-        for issue in known_issues.matching(prop, case):
-            if issue.failure.matches(exc):
-                return issue.id
-        return None
+    def known(prop: str, point: str, exc: BaseException) -> str | None:
+        """The suite's own judgement (known_issues.judge) at the property step or claim this
+        consume step corresponds to."""
+        judgement = known_issues.judge(prop, point, case, exc)
+        return judgement.issue.id if judgement.known else None
 
     # 2. load the adapter exactly as its producer saved it
     try:
         model = engine.load(case, folder / "adapter", base=base)
     except Exception as exc:
-        issue = known("reload-equality", exc)
+        issue = known("reload-equality", "load", exc)
         return verdict("known-issue" if issue else "load-error", f"{type(exc).__name__}: {exc}", issue)
 
-    # 3. config, shapes, outputs, generate
+    # 3. config, shapes, outputs, generate; `place` is the suite's property:point each one is
+    place = ("config-roundtrip", "loaded-equals-saved")
     try:
         saved_cfg = load_json(folder / "adapter" / "adapter_config.json")
         live = model.peft_config["default"].to_dict()
         for key in ("num_virtual_tokens", "num_layers", "token_dim", "num_attention_heads", "prefix_projection"):
             if key in saved_cfg and saved_cfg[key] != live.get(key):
-                raise compare.OutputMismatch(f"config {key}: saved {saved_cfg[key]!r}, loaded {live.get(key)!r}")
+                raise compare.ValueChanged(f"config {key}: saved {saved_cfg[key]!r}, loaded {live.get(key)!r}")
         PeftConfig.from_pretrained(str(folder / "adapter"))
         table = load_tensors(folder / "adapter" / "adapter_model.safetensors")["prompt_embeddings"]
         loaded = model.prompt_encoder["default"].embedding.weight
+        place = ("saved-shapes", "table-shape")
         if tuple(loaded.shape) != tuple(table.shape):
-            raise compare.OutputMismatch(
-                f"prefix table shape: saved {tuple(table.shape)}, loaded {tuple(loaded.shape)}"
-            )
+            raise compare.ShapeMismatch(f"prefix table shape: saved {tuple(table.shape)}, loaded {tuple(loaded.shape)}")
+        place = ("reload-equality", "reloaded-equals-trained")
         compare.assert_equal(
             real(engine.logits(model, batch)),
             real(tensors["logits"]),
@@ -250,14 +250,13 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
             "adapter logits",
         )
         if "generated" in tensors:
+            place = ("generate-roundtrip", "tokens-survive")
             got = engine.generate(model, case, batch).sequences
             if not torch.equal(got, tensors["generated"]):
-                raise compare.OutputMismatch(
-                    f"generate(): {got.tolist()} != producer's {tensors['generated'].tolist()}"
-                )
+                raise compare.ValueChanged(f"generate(): {got.tolist()} != producer's {tensors['generated'].tolist()}")
     except Exception as exc:
-        issue = known("reload-equality", exc)
-        if issue is None and str(exc).startswith("generate()"):
+        issue = known(*place, exc)
+        if issue is None and place[0] == "generate-roundtrip":
             # a generate() that drops or misplaces the prefix, on either side, makes the ids differ
             for versions in (installed(), meta["versions"]):
                 entries = known_issues.matching("generate-first-step", case, versions)
@@ -276,7 +275,9 @@ def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
     digest = manifest.digest_of([f for fs in folders.values() for f in fs])
     # verdicts depend on the registry (known-issue or fail) and the tolerance table too
     judged_by = hashlib.sha256(
-        Path(known_issues.__file__).read_bytes() + Path(compare.__file__).read_bytes()
+        Path(known_issues.__file__).read_bytes()
+        + known_issues.REGISTRY_FILE.read_bytes()
+        + Path(compare.__file__).read_bytes()
     ).hexdigest()[:16]
     if out.is_file():
         previous = json.loads(out.read_text())

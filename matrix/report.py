@@ -217,6 +217,6 @@ td{{color:white;min-width:7em}}td.empty{{color:#555}}details ul{{background:whit
 font-size:small}}span{{color:white;padding:2px 6px;margin-right:4px}}</style></head><body>
 <h1>Prefix-tuning compatibility matrix</h1><p>Rows: producer. Columns: consumer. Square: passing cases /
 all; its colour is the worst verdict. Click a square for the cases that did not pass. Known-issue ids are
-entries of prefixcheck/known_issues.py.</p><p>{legend}</p>
+entries of prefixcheck/known_issues.toml.</p><p>{legend}</p>
 <table><tr><th>producer \\ consumer</th>{head}</tr>{"".join(body)}</table><ul>{words}</ul></body></html>
 """

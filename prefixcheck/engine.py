@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -105,6 +106,22 @@ def inputs_only(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 # -- training ----------------------------------------------------------------------------
+class TrainingStalled(AssertionError):
+    """Training ran but did not do what training does: a non-finite loss, or a prefix table that
+    never moved from its initial value (every later check would then test an untrained prefix)."""
+
+
+@torch.no_grad()
+def prefix_table(model: PeftModel, adapter_name: str) -> torch.Tensor:
+    """The prefix table as the live model computes it: its prompt encoder on the virtual-token
+    indices at batch 1 (the embedding itself, or the projection MLP's output), on CPU. Computed
+    here, not through PEFT's save path, so the saved table can be checked against it."""
+    encoder = model.prompt_encoder[adapter_name]
+    nvt = model.peft_config[adapter_name].num_virtual_tokens
+    tokens = torch.arange(nvt, device=encoder.embedding.weight.device).unsqueeze(0)
+    return encoder(tokens)[0].detach().cpu().clone()
+
+
 def train(model: PeftModel, case: Case, batch: dict[str, torch.Tensor], steps: int | None = None) -> list[float]:
     """A few AdamW steps on the one batch; returns the losses. Leaves the model in eval mode."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -162,6 +179,22 @@ def generate(model: torch.nn.Module, case: Case, batch: dict[str, torch.Tensor])
     return Generation(out.sequences.cpu(), steps[0].float().cpu())
 
 
+@contextlib.contextmanager
+def another_prefix(model: PeftModel, adapter_name: str, seed: int = 0):
+    """Temporarily put a different (seeded random) table in the adapter's prompt encoder: whatever
+    really uses the prefix must then compute something else."""
+    weight = model.prompt_encoder[adapter_name].embedding.weight
+    kept = weight.detach().clone()
+    other = torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed + 7))
+    with torch.no_grad():
+        weight.copy_(other.to(dtype=weight.dtype, device=weight.device))
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            weight.copy_(kept)
+
+
 @torch.no_grad()
 def next_token_logits(model: torch.nn.Module, case: Case, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """What a plain forward pass predicts for the first generated token."""
@@ -210,11 +243,27 @@ class Trained:
         return logits(self.model, self.batch)
 
 
-def train_case(case: Case) -> Trained:
-    model = wrap(build_base(case), case)
+def build_model(case: Case) -> PeftModel:
+    """The case's base model wrapped with a fresh prefix adapter."""
+    return wrap(build_base(case), case)
+
+
+def train_model(model: PeftModel, case: Case, adapter_name: str | None = None) -> Trained:
+    """Train `model`'s active adapter on the case's batch; the loss must stay finite and the
+    prefix table must move away from its initial value (TrainingStalled otherwise)."""
+    name = adapter_name or case.prefix.adapter_name
     batch = make_batch(case)
+    before = prefix_table(model, name)
     losses = train(model, case, batch)
+    if not all(map(math.isfinite, losses)):
+        raise TrainingStalled(f"training loss is not finite: {losses}")
+    if torch.equal(prefix_table(model, name), before):
+        raise TrainingStalled(f"{case.recipe.steps} training steps left the prefix table of {name!r} unchanged")
     return Trained(case, model, batch, losses)
+
+
+def train_case(case: Case) -> Trained:
+    return train_model(build_model(case), case)
 
 
 def roundtrip(case: Case, workdir: str | Path) -> tuple[Trained, PeftModel]:
@@ -236,8 +285,11 @@ __all__ = [
     "Generation",
     "Trained",
     "adapter_dir",
+    "another_prefix",
+    "TrainingStalled",
     "base_logits",
     "build_base",
+    "build_model",
     "generate",
     "load",
     "logits",
@@ -245,10 +297,12 @@ __all__ = [
     "model_config",
     "next_token_logits",
     "prefix_config",
+    "prefix_table",
     "roundtrip",
     "save",
     "scratch",
     "train",
     "train_case",
+    "train_model",
     "wrap",
 ]

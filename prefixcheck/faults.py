@@ -172,6 +172,20 @@ def allow_trainable_prompt_learning(patch: Patch, then: Callable[[torch.Tensor],
         _wrap_state_dict_load(patch, then)
 
 
+def prefix_detached_from_graph(patch: Patch) -> None:
+    """The prefix encoder's output is detached from the graph: training runs and the loss is
+    computed, but no gradient reaches the prefix, so it never moves (a silent training bug)."""
+    from peft.tuners.prefix_tuning.model import PrefixEncoder
+
+    original = PrefixEncoder.forward
+    patch(PrefixEncoder, "forward", lambda self, prefix: original(self, prefix).detach())
+
+
+def set_adapter_does_not_switch(patch: Patch) -> None:
+    """set_adapter() records nothing: the first adapter stays active whatever is asked."""
+    patch(peft.peft_model.PeftModel, "set_adapter", lambda self, adapter_name: None)
+
+
 class Patcher:
     """monkeypatch.setattr for use outside pytest; `undo()` restores everything."""
 

@@ -1,11 +1,9 @@
-"""Judging one example against the known-issue registry, and counting outcomes.
+"""What happened to each example, and the run's summary.
 
-`check(prop, case)` wraps the body of one property example:
-- no registry entry applies: the body's result stands (pass, or the failure propagates with a
-  reproduction script attached);
-- entries apply: the body must fail the way one of them says; it is then counted as known under
-  that entry and the example passes; passing instead raises `StaleKnownIssue`; failing another
-  way propagates.
+Each example of a property (prefixcheck.example) leaves one `ExampleRecord`: its outcome
+(passed, failed, known, inconclusive), the verdict of every claim (passed, failed, known under
+an entry, blocked by an entry or a failed step, inconclusive), the steps that failed, which
+claims each known issue stopped, and other entries that matched the same failure.
 
 Counts are per distinct example (property, case key). When a test item fails, the examples
 Hypothesis runs while shrinking are dropped again (`Recorder.forget_shrinking`): the summary
@@ -15,30 +13,41 @@ writes its own part file; the pytest session merges them into `reports/<env>/sum
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import known_issues, repro
 from .case import Case
 from .versions import installed
 
-PASSED, FAILED, KNOWN = "passed", "failed", "known"
+PASSED, FAILED, KNOWN, BLOCKED, INCONCLUSIVE = "passed", "failed", "known", "blocked", "inconclusive"
+
+
+@dataclass
+class ExampleRecord:
+    outcome: str
+    claims: dict[str, list] = field(default_factory=dict)  # claim -> [verdict, issue id or reason]
+    steps: dict[str, list] = field(default_factory=dict)  # failed step -> [known|failed, issue id]
+    stopped: dict[str, list] = field(default_factory=dict)  # issue id -> claims it stopped
+    also: dict[str, list] = field(default_factory=dict)  # issue id -> less specific entries that matched too
+    failure: dict | None = None
+    describe: str = ""
 
 
 class Recorder:
     def __init__(self) -> None:
-        self.outcomes: dict[tuple[str, str], tuple[str, str | None]] = {}
-        self.failures: dict[tuple[str, str], dict] = {}  # (prop, key) -> what a failed example says
+        self.records: dict[tuple[str, str], ExampleRecord] = {}
         self.log: list[tuple[str, str]] = []  # (prop, key) in the order examples ran
 
-    def record(self, prop: str, case: Case, outcome: str, issue_id: str | None = None, failure: dict | None = None):
-        self.outcomes[(prop, case.key)] = (outcome, issue_id)
-        if failure is not None:
-            self.failures[(prop, case.key)] = failure
+    def record(self, prop: str, case: Case, record: ExampleRecord) -> None:
+        record.describe = record.describe or case.describe()
+        self.records[(prop, case.key)] = record
         self.log.append((prop, case.key))
+
+    @property
+    def outcomes(self) -> dict[tuple[str, str], str]:
+        return {k: r.outcome for k, r in self.records.items()}
 
     def mark(self) -> int:
         return len(self.log)
@@ -47,44 +56,33 @@ class Recorder:
         """After a failed test item: keep what ran up to its first failure, and its last failure
         (Hypothesis' minimal example); forget the shrinking runs in between."""
         run = self.log[start:]
-        failed = [i for i, k in enumerate(run) if self.outcomes[k][0] == FAILED]
+        failed = [i for i, k in enumerate(run) if self.records[k].outcome == FAILED]
         if not failed:
             return
         keep = set(run[: failed[0] + 1]) | {run[failed[-1]]} | set(self.log[:start])
         for k in set(run) - keep:
-            self.outcomes.pop(k, None)
-            self.failures.pop(k, None)
+            self.records.pop(k, None)
         self.log[start:] = [k for k in run if k in keep]
 
-    def counts(self) -> dict[str, dict]:
-        out: dict[str, dict] = {}
-        for (prop, _), (outcome, issue_id) in sorted(self.outcomes.items()):
-            slot = out.setdefault(prop, {"passed": 0, "failed": 0, "known": {}})
-            if outcome == KNOWN:
-                slot["known"][issue_id] = slot["known"].get(issue_id, 0) + 1
-            else:
-                slot[outcome] += 1
-        return out
-
     def write_part(self, path: str | Path) -> None:
-        rows = [[p, k, o, i, self.failures.get((p, k))] for (p, k), (o, i) in self.outcomes.items()]
+        rows = [[p, k, asdict(r)] for (p, k), r in self.records.items()]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(rows))
 
     def load_part(self, path: str | Path) -> None:
-        for prop, key, outcome, issue_id, failure in json.loads(Path(path).read_text()):
-            self.outcomes[(prop, key)] = (outcome, issue_id)
-            if failure is not None:
-                self.failures[(prop, key)] = failure
+        for prop, key, record in json.loads(Path(path).read_text()):
+            self.records[(prop, key)] = ExampleRecord(**record)
 
 
 RECORDER = Recorder()
 
 
-def _failure(case: Case, exc: BaseException, repro_path) -> dict:
+def failure_record(case: Case, point: str, exc: BaseException, repro_path) -> dict:
     first = (str(exc).strip().splitlines() or [""])[0]
     return {
         "describe": case.describe(),
+        "at": point,
+        "kind": getattr(exc, "kind", type(exc).__name__),
         "error": f"{type(exc).__name__}: {first}"[:300],
         "repro": str(repro_path) if repro_path else None,
     }
@@ -96,19 +94,58 @@ def reports_dir() -> Path:
     return Path(os.environ.get("PREFIXCHECK_REPORTS", "reports")) / env
 
 
-def summary(recorder: Recorder) -> dict:
-    counts = recorder.counts()
-    totals = {"passed": 0, "failed": 0, "known": 0}
-    for slot in counts.values():
-        totals["passed"] += slot["passed"]
-        totals["failed"] += slot["failed"]
-        totals["known"] += sum(slot["known"].values())
+def _bump(slot: dict, key: str, issue: str | None = None) -> None:
+    if key in (KNOWN, BLOCKED):
+        bucket = slot.setdefault(key, {})
+        bucket[issue or "?"] = bucket.get(issue or "?", 0) + 1
+    else:
+        slot[key] = slot.get(key, 0) + 1
+
+
+def counts(recorder: Recorder) -> dict[str, dict]:
+    """Per property: examples by outcome (known by entry), and per claim its verdicts."""
+    out: dict[str, dict] = {}
+    for (prop, _), record in sorted(recorder.records.items()):
+        slot = out.setdefault(prop, {"passed": 0, "failed": 0, "known": {}, "inconclusive": 0, "claims": {}})
+        if record.outcome == KNOWN:
+            for issue in record.stopped or {"?": []}:
+                slot["known"][issue] = slot["known"].get(issue, 0) + 1
+        else:
+            slot[record.outcome] += 1
+        for claim, (verdict, issue) in record.claims.items():
+            _bump(slot["claims"].setdefault(claim, {}), verdict, issue)
+    return out
+
+
+def summary(recorder: Recorder, registry=None) -> dict:
+    """The run's summary.json. `registry`: the entries that apply to these versions, to list
+    those no example hit (as array-api-tests warns about unused xfails)."""
+    props = counts(recorder)
+    totals = {"passed": 0, "failed": 0, "known": 0, "inconclusive": 0}
+    for slot in props.values():
+        for key in ("passed", "failed", "inconclusive"):
+            totals[key] += slot[key]
+    totals["known"] = sum(1 for r in recorder.records.values() if r.outcome == KNOWN)
     failures = [
-        {"property": prop, "case": key, **recorder.failures.get((prop, key), {})}
-        for (prop, key), (outcome, _) in sorted(recorder.outcomes.items())
-        if outcome == FAILED
+        {"property": prop, "case": key, **(record.failure or {})}
+        for (prop, key), record in sorted(recorder.records.items())
+        if record.outcome == FAILED
     ]
-    return {"versions": installed(), "totals": totals, "properties": counts, "failures": failures}
+    hits: dict[str, dict] = {}
+    for (prop, _), record in recorder.records.items():
+        for issue, stopped in record.stopped.items():
+            hit = hits.setdefault(issue, {"examples": 0, "stopped": {}, "also_matched": []})
+            hit["examples"] += 1
+            for claim in stopped:
+                where = f"{prop}:{claim}"
+                hit["stopped"][where] = hit["stopped"].get(where, 0) + 1
+            for other in record.also.get(issue, []):
+                if other not in hit["also_matched"]:
+                    hit["also_matched"].append(other)
+    out = {"versions": installed(), "totals": totals, "properties": props, "failures": failures, "known_hits": hits}
+    if registry is not None:
+        out["unused_entries"] = sorted(i.id for i in registry if i.id not in hits)
+    return out
 
 
 def markdown(summary: dict, env: str, pinned: bool) -> str:
@@ -122,8 +159,17 @@ def markdown(summary: dict, env: str, pinned: bool) -> str:
         "",
         f"{versions}; Hypothesis profile `{summary.get('hypothesis_profile', '?')}`.",
         f"{totals['passed']} examples passed, {totals['known']} hit a known issue as the registry says, "
+        f"{totals.get('inconclusive', 0)} were inconclusive (the prefix moved the outputs too little to judge), "
         f"**{totals['failed']} failed**.",
     ]
+    hits = summary.get("known_hits") or {}
+    if hits:
+        lines += ["", "| known issue | examples | claims it stopped (property:claim, examples) |", "|---|---|---|"]
+        for issue, hit in sorted(hits.items()):
+            stopped = ", ".join(f"`{w}` {n}" for w, n in sorted(hit["stopped"].items()))
+            lines.append(f"| `{issue}` | {hit['examples']} | {stopped} |")
+    if summary.get("unused_entries"):
+        lines += ["", "Registry entries no example hit: " + ", ".join(f"`{i}`" for i in summary["unused_entries"])]
     if totals["failed"]:
         stale = [f for f in summary.get("failures", []) if f.get("error", "").startswith("StaleKnownIssue")]
         if pinned:
@@ -148,38 +194,3 @@ def markdown(summary: dict, env: str, pinned: bool) -> str:
                 f"| `{f['property']}` | `{f['case']}` {f.get('describe', '')} | {error} | `{f.get('repro', '-')}` |"
             )
     return "\n".join(lines) + "\n"
-
-
-@contextlib.contextmanager
-def check(
-    prop: str, case: Case, recorder: Recorder | None = None, **context
-) -> Iterator[tuple[known_issues.KnownIssue, ...]]:
-    """Judge one example of property `prop` on `case` (see the module docstring). `context` goes
-    to the reproduction script (e.g. `second=` the other adapter of a multi-adapter case)."""
-    if prop not in known_issues.PROPERTIES:
-        raise ValueError(f"unknown property {prop!r}")
-    recorder = recorder or RECORDER
-    issues = known_issues.matching(prop, case)
-    try:
-        yield issues
-    except Exception as exc:
-        for issue in issues:
-            if issue.failure.matches(exc):
-                recorder.record(prop, case, KNOWN, issue.id)
-                return
-        for issue in issues:
-            exc.add_note(f"known issue {issue.id} applies but expects {issue.failure}; this failure is different")
-        note, path = repro.attach(prop, case, **context)
-        exc.add_note(note)
-        recorder.record(prop, case, FAILED, failure=_failure(case, exc, path))
-        raise
-    if issues:
-        issue = issues[0]
-        stale = known_issues.StaleKnownIssue(
-            f"{prop} passed on {case.describe()} although known issue {issue.id!r} "
-            f"({', '.join(issue.references) or 'found by this suite'}) says it fails with {issue.failure} "
-            f"for {issue.affects}: the bug looks fixed; narrow or remove the entry"
-        )
-        recorder.record(prop, case, FAILED, failure=_failure(case, stale, None))
-        raise stale
-    recorder.record(prop, case, PASSED)

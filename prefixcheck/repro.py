@@ -161,8 +161,32 @@ if not torch.equal(before, after):
 """,
 }
 
+# Where a claim needs its own check, "property:claim" keys come first.
+USES_PREFIX = """\
+kw = dict(input_ids=BATCH["input_ids"], attention_mask=BATCH["attention_mask"], max_new_tokens=3,
+          min_new_tokens=3, do_sample=False, num_beams=1, pad_token_id=0, return_dict_in_generate=True,
+          output_logits=True)
+with torch.no_grad():
+    first = model.generate(**kw).logits[0].float().cpu()
+    weight = model.prompt_encoder[ADAPTER].embedding.weight
+    weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(SEED + 7)).to(weight))
+    other = model.generate(**kw).logits[0].float().cpu()
+if torch.equal(first, other):
+    fail("generate() computes the same first step whatever the prefix table holds: the prefix is not used")
+"""
 CHECKS.update(
     {
+        "generate-first-step:uses-prefix": USES_PREFIX,
+        "generate-roundtrip:uses-prefix": USES_PREFIX,
+        "saved-shapes:table-equals-live": ROUNDTRIP
+        + """\
+from safetensors.torch import load_file
+table = load_file(adapter_dir + "/adapter_model.safetensors")["prompt_embeddings"]
+with torch.no_grad():
+    live = model.prompt_encoder[ADAPTER](torch.arange(PREFIX["num_virtual_tokens"]).unsqueeze(0))[0].cpu()
+if not torch.equal(table, live):
+    fail(f"the saved table differs from the live prompt encoder at batch 1: max |diff| {{(table - live).abs().max().item():.3e}}")
+""",
         "trainer-best-model": templates.TRAINER_BEST,
         "trainer-best-workaround": templates.TRAINER_WORKAROUND,
         "trainer-resume": templates.TRAINER_RESUME,
@@ -184,9 +208,9 @@ if not close(a, b, {atol}, {rtol}):
 FOOTER = 'print("OK: the check holds on this install")\n'
 
 
-def script(prop: str, case: Case, second: PrefixSpec | None = None) -> str:
-    """The standalone reproduction script text for `prop` on `case` (`second`: the other
-    adapter of a multi-adapter case)."""
+def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str = "") -> str:
+    """The standalone reproduction script text for `prop` on `case`, checking the claim or step
+    `point` where it has its own check (`second`: the other adapter of a multi-adapter case)."""
     from . import trainer  # imports torch/transformers; keep this module light until a script is made
     from .compare import DTYPE_CAST
     from .engine import make_batch, model_config
@@ -202,7 +226,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None) -> str:
         tol = tolerance("generate", case.dtype, case.device)
     num_layers = arch.peft_num_layers(case.model)
     fields = dict(
-        prop=prop,
+        prop=f"{prop}:{point}" if point else prop,
         describe=case.describe(),
         versions=", ".join(f"{k} {v}" for k, v in installed().items()),
         case_json=case.to_json(),
@@ -231,7 +255,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None) -> str:
         dtype_rtol=tolerance(DTYPE_CAST, "bfloat16", case.device).rtol,
         second=_second_adapter(case, second),
     )
-    body = CHECKS.get(prop, GENERIC)
+    body = CHECKS.get(f"{prop}:{point}") or CHECKS.get(prop, GENERIC)
     if prop == "multi-adapter" and second is not None:
         body = templates.MULTI_ADAPTER
     return HEADER.format(**fields) + body.format(**fields) + FOOTER

@@ -37,6 +37,7 @@ SEQ_LENS = (3, 8)
 MIN_REAL_TOKENS = 2
 LEARNING_RATES = (1e-2, 1e-3, 5e-2)
 ADAPTER_NAMES = ("default", "other", "prefix_b")
+SECOND_ADAPTER = "second"  # multi-adapter's other adapter: never one of ADAPTER_NAMES, so never a clash
 VOCAB_SIZE = 64
 
 # -- small pieces --------------------------------------------------------------------------

@@ -49,8 +49,12 @@ def pytest_collection_modifyitems(config, items):
             raise pytest.UsageError("PREFIXCHECK_REQUIRE_CUDA=1 but torch sees no CUDA device (CPU build of torch?)")
 
 
-def scaled(fraction: float) -> settings:
-    """Settings for a test whose examples cost more (Trainer runs): a fraction of the profile."""
+def scaled(prop: str) -> settings:
+    """Settings for a property whose examples cost more (Trainer runs): its `cost` fraction of the
+    profile's examples (prefixcheck/properties.py)."""
+    from prefixcheck import properties
+
+    fraction = properties.get(prop).cost
     return settings(max_examples=max(2, int(settings.default.max_examples * fraction)))
 
 
@@ -86,22 +90,47 @@ def _pinned(versions: dict) -> bool:
     return (versions.get("peft"), versions.get("transformers")) == (good.peft, good.transformers)
 
 
+def _observed() -> dict:
+    import sys
+
+    compare = sys.modules.get("prefixcheck.compare")  # only where a property ran (it imports torch)
+    return dict(compare.OBSERVED) if compare else {}
+
+
+def _write_observed(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(_observed(), f)
+
+
 def pytest_sessionfinish(session, exitstatus):
     parts = _parts_dir(session.config)
     worker = getattr(session.config, "workerinput", None)
     if worker is not None:
         outcomes.RECORDER.write_part(os.path.join(parts, f"{worker['workerid']}.json"))
+        _write_observed(os.path.join(parts, f"tolerances-{worker['workerid']}.json"))
         return
     recorder = outcomes.Recorder()
     recorder.outcomes.update(outcomes.RECORDER.outcomes)
+    observed = _observed()
     if os.path.isdir(parts):
         for name in sorted(os.listdir(parts)):
-            recorder.load_part(os.path.join(parts, name))
+            if name.startswith("tolerances-"):
+                for reason, (seen, atol) in json.loads(open(os.path.join(parts, name)).read()).items():
+                    observed[reason] = (max(seen, observed.get(reason, (0.0, atol))[0]), atol)
+            else:
+                recorder.load_part(os.path.join(parts, name))
         shutil.rmtree(parts, ignore_errors=True)
     if not recorder.outcomes:
         return  # only self-tests or nothing ran: keep the last property summary
-    summary = outcomes.summary(recorder)
+    from prefixcheck import known_issues
+    from prefixcheck.versions import satisfies
+
+    live = [i for i in known_issues.REGISTRY if all(satisfies(p, s) for p, s in i.affects.items())]
+    summary = outcomes.summary(recorder, registry=live)
     summary["hypothesis_profile"] = PROFILE
+    # the largest difference each tolerance let through in this run (the headroom the README states)
+    summary["tolerance_headroom"] = {r: {"max_seen": s, "atol": a} for r, (s, a) in sorted(observed.items())}
     path = outcomes.reports_dir() / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
@@ -109,7 +138,7 @@ def pytest_sessionfinish(session, exitstatus):
     totals = summary["totals"]
     session.config._prefix_summary_line = (
         f"prefix-roundtrip summary: {path} ({totals['passed']} passed, {totals['failed']} failed, "
-        f"{totals['known']} known-issue examples)"
+        f"{totals['known']} known-issue examples, {totals['inconclusive']} inconclusive)"
     )
 
 

@@ -1,8 +1,8 @@
-"""Shared pieces of the property tests: the task axis and the seed pins."""
+"""Shared pieces of the property tests: the task axis, the Hypothesis wrapper and the seed pins."""
 
 from __future__ import annotations
 
-from prefixcheck import architectures
+from prefixcheck import architectures, properties
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 
 # Split every property by task so pytest-xdist spreads the work over both cores and every task
@@ -13,6 +13,12 @@ TASKS = tuple(
     if any(t in a.available_tasks() for a in architectures.available_architectures())
 )
 GENERATIVE = tuple(t for t in TASKS if t in ("CAUSAL_LM", "SEQ_2_SEQ_LM"))
+
+
+def tasks_of(name: str) -> tuple[str, ...]:
+    """The task axis of a property: generate() properties run on generative tasks only."""
+    return GENERATIVE if properties.get(name).generative_only else TASKS
+
 
 # The seed (peft#2256) at tiny width: 28 layers, no GQA, 10 virtual tokens, projection on,
 # so the saved table is [10, 28 * 2 * token_dim] while the training encoder is [10, token_dim].

@@ -219,7 +219,8 @@ def test_summary_markdown_names_an_upstream_regression():
 def test_recorded_failures_reach_the_summary(tmp_path):
     rec = outcomes.Recorder()
     case = CASE
-    rec.record("reload-equality", case, outcomes.FAILED, failure={"error": "E: x", "repro": "p.py", "describe": "d"})
+    failure = {"error": "E: x", "repro": "p.py", "describe": "d"}
+    rec.record("reload-equality", case, outcomes.ExampleRecord(outcomes.FAILED, failure=failure))
     rec.write_part(tmp_path / "part.json")
     merged = outcomes.Recorder()
     merged.load_part(tmp_path / "part.json")

@@ -110,9 +110,8 @@ def test_a_load_error_the_registry_knows_is_a_known_issue(artifact, monkeypatch)
         title="t",
         references=("https://example.invalid",),
         affects={},
-        properties=("reload-equality",),
         cases={"arch": ("llama",)},
-        failure=Failure("RuntimeError", "size mismatch"),
+        fails=(Failure(("reload-equality:load",), exception="RuntimeError", match="size mismatch"),),
     )
     monkeypatch.setattr(known_issues, "REGISTRY", (entry,))
     result = _verdict(artifact)

@@ -1,6 +1,12 @@
-"""Every property is shown to fail: a realistic fault is injected into PEFT or transformers and
-the property must report a failure (not a pass, not a known issue); without the fault the same
-pinned case passes.
+"""Every property and claim is shown to fail: a realistic fault is injected into PEFT or
+transformers and the claim it breaks must come out *failed* (not passed, not a known issue, not
+blocked); without the fault the same case passes that claim.
+
+This runs on every install the self-tests run on (the known-good pins and the peft-latest pins),
+so a fault can never hide behind the registry: a scenario lists candidate cases (Llama and GPT-2
+causal LMs, BART seq2seq, classification, projection, bf16), and on each install uses the first
+one no registry entry covers at the claim or at a step before it. Every fault must find such a
+case on every install (test_every_fault_is_shown_on_this_install).
 """
 
 from __future__ import annotations
@@ -11,19 +17,18 @@ from dataclasses import dataclass
 
 import pytest
 
-from prefixcheck import faults, outcomes
+from prefixcheck import faults, outcomes, properties
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
+from prefixcheck.checks import run_property
 from prefixcheck.known_issues import StaleKnownIssue, matching
 from prefixcheck.versions import features
-from tests.properties import test_adapters_dtypes_devices as adapters
-from tests.properties import test_reload_outputs as reload
-from tests.properties import test_saved_adapter as saved
-from tests.properties import test_trainer_checkpoints as trainer
+from strategies import SECOND_ADAPTER
 
 pytestmark = pytest.mark.selftest
 
-# Llama with GQA, 2 layers, a padded batch: none of the known issues covers it.
+# Llama with GQA, 2 layers, a padded batch.
 GQA = AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=2, head_dim=4)
+MHA = AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=4, head_dim=4)
 BASE = Case(
     model=ModelSpec(arch="llama", num_layers=2, layout=GQA),
     task="CAUSAL_LM",
@@ -32,81 +37,104 @@ BASE = Case(
     seed=3,
 )
 PROJECTED = BASE.with_prefix(prefix_projection=True, encoder_hidden_size=8)
-SECOND = PrefixSpec(num_virtual_tokens=4, adapter_name=adapters.SECOND)
+GPT2 = BASE.replace(model=ModelSpec(arch="gpt2", num_layers=2, layout=MHA))
+BART = BASE.replace(model=ModelSpec(arch="bart", num_layers=2, layout=MHA), task="SEQ_2_SEQ_LM")
+CLS = BASE.replace(task="SEQ_CLS")
+TOKEN_CLS = GPT2.replace(task="TOKEN_CLS")
+BF16 = BASE.replace(dtype="bfloat16")
+SECOND = PrefixSpec(num_virtual_tokens=4, adapter_name=SECOND_ADAPTER)
+CASES = {
+    "llama": BASE,
+    "llama-projection": PROJECTED,
+    "gpt2": GPT2,
+    "bart-seq2seq": BART,
+    "llama-seq-cls": CLS,
+    "gpt2-token-cls": TOKEN_CLS,
+    "llama-bf16": BF16,
+}
 
 
 @dataclass(frozen=True)
 class Scenario:
     prop: str
-    run: Callable[[], None]
     fault: Callable[[faults.Patch], None]
-    needs_cuda: bool = False
+    breaks: str  # the claim or step the fault must turn red
+    candidates: tuple[str, ...]  # names in CASES, tried in order
+    # The output kind the fault produces at `breaks`, where known: a candidate whose install already
+    # fails there with another kind still shows the fault (the kind changes); with the same kind, not.
+    kind: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.prop}:{self.breaks}:{self.fault_name}"
+
+    @property
+    def fault_name(self) -> str:
+        fn = self.fault.func if isinstance(self.fault, functools.partial) else self.fault
+        return fn.__name__
+
+    def context(self) -> dict:
+        return {"second": SECOND} if self.prop == "multi-adapter" else {}
+
+    def case(self) -> tuple[str, Case] | None:
+        """The first candidate no registry entry covers at `breaks` or at a step before it."""
+        for name in self.candidates:
+            if self.usable(CASES[name]):
+                return name, CASES[name]
+        return None
+
+    def usable(self, case: Case) -> bool:
+        prop = properties.get(self.prop)
+        if prop.cuda and not features().cuda:
+            return False
+        if prop.generative_only and case.task not in ("CAUSAL_LM", "SEQ_2_SEQ_LM"):
+            return False
+        blocking = set(prop.steps)  # a known failure at a step blocks everything after it
+        if self.breaks in [c.name for c in prop.claims]:
+            blocking |= set(prop.claim(self.breaks).needs)
+        for issue in matching(self.prop, case):
+            for failure in issue.fails:
+                places = set(failure.places(self.prop, case))
+                if places & blocking - {self.breaks}:
+                    return False
+                if self.breaks in places and not (self.kind and failure.output and failure.output != self.kind):
+                    return False
+        return True
 
 
-def _on(body, case, *extra):
-    return functools.partial(body, case, *extra)
+_ALL = tuple(CASES)
+_GEN = ("llama", "gpt2", "bart-seq2seq", "llama-projection", "llama-bf16")
+_KV = functools.partial(faults.swap_key_and_value_on_load, num_layers=BASE.model.num_layers)
+_TRAINABLE_FAULTY = functools.partial(faults.allow_trainable_prompt_learning, then=lambda t: t + 1e-3)
 
-
-SCENARIOS = {
-    s.prop: s
-    for s in (
-        Scenario(
-            "saved-shapes", _on(saved.saved_table_has_the_derived_shape, PROJECTED), faults.save_training_embedding
-        ),
-        Scenario("config-roundtrip", _on(saved.saved_config_reloads_equal, PROJECTED), faults.drop_config_key_on_save),
-        Scenario("resave-identical", _on(saved.resave_is_byte_identical, BASE), faults.perturb_loaded_table),
-        Scenario(
-            "reload-equality",
-            _on(reload.reloaded_outputs_equal_trained, BASE),
-            functools.partial(faults.swap_key_and_value_on_load, num_layers=BASE.model.num_layers),
-        ),
-        Scenario("prefix-acts", _on(reload.prefix_changes_outputs, BASE), faults.prefix_ignored_in_eval),
-        Scenario(
-            "generate-first-step",
-            _on(reload.first_generated_step_matches_forward, BASE),
-            faults.generate_ignores_prefix,
-        ),
-        Scenario("generate-roundtrip", _on(reload.generate_survives_reload, BASE), faults.load_another_table),
-        Scenario(
-            "trainer-best-model",
-            _on(trainer.trainer_restores_the_best_checkpoint, BASE),
-            faults.trainer_keeps_last_model,
-        ),
-        Scenario(
-            "trainer-best-workaround",
-            _on(trainer.trainer_restores_the_best_checkpoint, BASE),
-            faults.perturb_from_pretrained,
-        ),
-        Scenario(
-            "trainer-resume", _on(trainer.resuming_equals_uninterrupted_training, BASE), faults.resume_forgets_optimizer
-        ),
-        Scenario(
-            "trainable-reload",
-            _on(trainer.trainable_reload_continues_training, BASE),
-            functools.partial(faults.allow_trainable_prompt_learning, then=lambda t: t + 1e-3),
-        ),
-        Scenario(
-            "multi-adapter", _on(adapters.each_adapter_reproduces_itself, BASE, SECOND), faults.save_active_adapter_only
-        ),
-        Scenario(
-            "dtype-roundtrip",
-            _on(adapters.fp32_adapter_survives_a_bf16_base, BASE),
-            faults.round_saved_table_to_model_dtype,
-        ),
-        Scenario(
-            "cuda-roundtrip",
-            _on(adapters.cuda_reload_equals_trained, BASE.replace(device="cuda")),
-            faults.perturb_loaded_table,
-            needs_cuda=True,
-        ),
-        Scenario(
-            "cpu-cuda-transfer",
-            _on(adapters.adapter_moves_between_cpu_and_cuda, BASE),
-            functools.partial(faults.swap_key_and_value_on_load, num_layers=BASE.model.num_layers),
-            needs_cuda=True,
-        ),
-    )
-}
+SCENARIOS = (
+    Scenario("saved-shapes", faults.save_training_embedding, "table-shape", ("llama-projection",)),
+    Scenario("saved-shapes", faults.save_training_embedding, "table-equals-live", ("llama-projection",)),
+    Scenario("config-roundtrip", faults.drop_config_key_on_save, "saved-equals-live", ("llama-projection",)),
+    Scenario("resave-identical", faults.perturb_loaded_table, "tensors-identical", _ALL),
+    Scenario("reload-equality", _KV, "reloaded-equals-trained", _ALL),
+    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("bart-seq2seq",)),
+    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("llama-seq-cls", "gpt2-token-cls")),
+    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("llama-bf16",)),
+    Scenario("reload-equality", faults.prefix_detached_from_graph, "train", _ALL),
+    Scenario("prefix-acts", faults.prefix_ignored_in_eval, "prefix-changes-outputs", ("llama", "gpt2")),
+    Scenario("generate-first-step", faults.generate_ignores_prefix, "uses-prefix", _GEN, "prefix-ignored"),
+    Scenario("generate-first-step", faults.generate_ignores_prefix, "matches-forward", _GEN, "prefix-ignored"),
+    Scenario("generate-roundtrip", faults.load_another_table, "first-step-survives", _GEN),
+    Scenario("generate-roundtrip", faults.load_another_table, "tokens-survive", _GEN),
+    # where generate() drops the prefix upstream (transformers 5.24) no table fault can show in it:
+    Scenario("reload-equality", faults.load_another_table, "reloaded-equals-trained", _ALL),
+    Scenario("trainer-best-model", faults.trainer_keeps_last_model, "restored-equals-best", _ALL),
+    Scenario("trainer-best-model", faults.trainer_keeps_last_model, "best-adapter-loaded", _ALL),
+    Scenario("trainer-best-workaround", faults.perturb_from_pretrained, "workaround-equals-best", _ALL),
+    Scenario("trainer-resume", faults.resume_forgets_optimizer, "resumed-equals-uninterrupted", _ALL),
+    Scenario("multi-adapter", faults.save_active_adapter_only, "second-reproduces", _ALL),
+    Scenario("multi-adapter", faults.set_adapter_does_not_switch, "add-adapter", _ALL),
+    Scenario("dtype-roundtrip", faults.round_saved_table_to_model_dtype, "table-bitwise-via-bf16", _ALL),
+    Scenario("cuda-roundtrip", faults.perturb_loaded_table, "reloaded-equals-trained", _ALL),
+    Scenario("cpu-cuda-transfer", _KV, "equals-across-devices", _ALL),
+)
+BY_ID = {s.id: s for s in SCENARIOS}
 
 
 @pytest.fixture
@@ -118,57 +146,99 @@ def recorder(monkeypatch, tmp_path):
     return fresh
 
 
-def _prepare(scenario: Scenario) -> None:
-    if scenario.needs_cuda and not features().cuda:
+def _verdict(recorder: outcomes.Recorder, scenario: Scenario, case: Case) -> list:
+    record = recorder.records[(scenario.prop, case.key)]
+    return record.claims.get(scenario.breaks) or record.steps.get(scenario.breaks) or ["passed", None]
+
+
+def _covered(scenario: Scenario, case: Case) -> bool:
+    return any(scenario.breaks in issue.places(scenario.prop, case) for issue in matching(scenario.prop, case))
+
+
+def _pick(scenario: Scenario) -> Case:
+    if properties.get(scenario.prop).cuda and not features().cuda:
         pytest.skip("needs a CUDA device (none here)")
-    case = scenario.run.args[0]
-    known = [i.id for i in matching(scenario.prop, case) if scenario.prop != "trainable-reload"]
-    if scenario.prop.startswith("generate"):  # where generate() drops the prefix, no prefix fault can show in it
-        known += [i.id for i in matching("generate-first-step", case)]
-    if known:  # the install already fails this case the known way: a fault on top cannot be told apart
-        pytest.skip(f"{scenario.prop}: known issue {', '.join(known)} covers the pinned case on this install")
-
-
-def _outcomes(recorder: outcomes.Recorder, prop: str) -> set[str]:
-    return {o for (p, _), (o, _) in recorder.outcomes.items() if p == prop}
+    picked = scenario.case()
+    if picked is None:
+        pytest.skip(f"{scenario.id}: every candidate case is covered by a known issue on this install")
+    return picked[1]
 
 
 def test_every_property_has_a_fault_scenario():
-    from prefixcheck.known_issues import PROPERTIES
+    # trainable-reload fails the known way on every release: its faults are the three tests at the end
+    assert {s.prop for s in SCENARIOS} | {"trainable-reload"} == set(properties.NAMES)
 
-    assert set(SCENARIOS) == set(PROPERTIES)
+
+def _already_broken(scenario: Scenario) -> list[str]:
+    """Entries that say this install already fails the scenario's claim exactly as its fault would,
+    on every candidate case: injecting the fault there cannot change what is observed."""
+    found = []
+    for name in scenario.candidates:
+        case = CASES[name]
+        same = [
+            issue.id
+            for issue in matching(scenario.prop, case)
+            for failure in issue.fails
+            if scenario.breaks in failure.places(scenario.prop, case) and failure.output == scenario.kind
+        ]
+        if not same:
+            return []
+        found += same
+    return sorted(set(found))
 
 
-@pytest.mark.parametrize("prop", sorted(SCENARIOS))
-def test_clean_run_passes(prop, recorder):
-    scenario = SCENARIOS[prop]
-    _prepare(scenario)
-    if prop == "trainable-reload":
+@pytest.mark.parametrize("fault", sorted({s.fault_name for s in SCENARIOS if not properties.get(s.prop).cuda}))
+def test_every_fault_is_shown_on_this_install(fault):
+    """No fault hides behind the registry: each finds a case no entry covers, here, unless the
+    install already has exactly the bug the fault injects (then nothing could tell them apart)."""
+    scenarios = [s for s in SCENARIOS if s.fault_name == fault]
+    if any(s.case() is not None for s in scenarios):
+        return
+    broken = sorted({i for s in scenarios for i in _already_broken(s)})
+    if broken and all(_already_broken(s) or s.case() is None for s in scenarios):
+        pytest.skip(f"fault {fault}: this install already fails that way everywhere ({', '.join(broken)})")
+    pytest.fail(f"fault {fault}: every scenario's cases are covered by known issues on this install")
+
+
+@pytest.mark.parametrize("sid", sorted(BY_ID))
+def test_clean_run_passes_the_claim(sid, recorder):
+    scenario = BY_ID[sid]
+    case = _pick(scenario)
+    if scenario.prop == "trainable-reload":
         pytest.skip("the clean behaviour is a known issue on every release; see test_trainable_reload_*")
-    scenario.run()
-    assert _outcomes(recorder, prop) == {outcomes.PASSED}, recorder.outcomes
+    run_property(scenario.prop, case, **scenario.context())
+    clean = outcomes.KNOWN if scenario.kind and _covered(scenario, case) else outcomes.PASSED
+    assert _verdict(recorder, scenario, case)[0] == clean, recorder.records
 
 
-@pytest.mark.parametrize("prop", sorted(SCENARIOS))
-def test_fault_is_caught(prop, recorder, monkeypatch):
-    scenario = SCENARIOS[prop]
-    _prepare(scenario)
+@pytest.mark.parametrize("sid", sorted(BY_ID))
+def test_fault_turns_the_claim_red(sid, recorder, monkeypatch):
+    scenario = BY_ID[sid]
+    case = _pick(scenario)
     scenario.fault(monkeypatch.setattr)
-    with pytest.raises(AssertionError) as info:
-        scenario.run()
+    with pytest.raises(Exception) as info:
+        run_property(scenario.prop, case, **scenario.context())
     assert not isinstance(info.value, StaleKnownIssue), info.value
-    assert outcomes.FAILED in _outcomes(recorder, prop), recorder.outcomes
+    assert _verdict(recorder, scenario, case)[0] == outcomes.FAILED, recorder.records
     assert "Reproduction script" in "\n".join(getattr(info.value, "__notes__", [])), "no reproduction attached"
 
 
 def test_trainable_reload_is_known_to_raise_today(recorder):
     """The installed PEFT refuses is_trainable=True for prompt learning: counted as known."""
-    SCENARIOS["trainable-reload"].run()
-    assert _outcomes(recorder, "trainable-reload") == {outcomes.KNOWN}
+    run_property("trainable-reload", BASE)
+    assert recorder.records[("trainable-reload", BASE.key)].outcome == outcomes.KNOWN
 
 
 def test_trainable_reload_entry_goes_stale_when_peft_allows_it(recorder, monkeypatch):
     """If a PEFT release allows it and continued training matches, the suite says the entry is stale."""
     faults.allow_trainable_prompt_learning(monkeypatch.setattr)
     with pytest.raises(StaleKnownIssue, match="looks fixed"):
-        SCENARIOS["trainable-reload"].run()
+        run_property("trainable-reload", BASE)
+
+
+def test_trainable_reload_catches_a_faulty_trainable_load(recorder, monkeypatch):
+    _TRAINABLE_FAULTY(monkeypatch.setattr)
+    with pytest.raises(AssertionError) as info:
+        run_property("trainable-reload", BASE)
+    assert not isinstance(info.value, StaleKnownIssue)
+    assert recorder.records[("trainable-reload", BASE.key)].claims["continued-equals-original"][0] == "failed"

@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+from prefixcheck import compare as cmp
 from prefixcheck import known_issues, outcomes
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec
+from prefixcheck.example import run
 from prefixcheck.known_issues import Failure, KnownIssue, StaleKnownIssue
 from prefixcheck.versions import VersionSpecError, installed, parse_spec, satisfies
 
@@ -24,9 +26,13 @@ ENTRY = KnownIssue(
     title="a pretend bug",
     references=("https://example.invalid/1",),
     affects={"peft": ">=0.0.1"},
-    properties=("reload-equality",),
     cases={"arch": ("gpt2",)},
-    failure=Failure("ValueError", r"pretend"),
+    fails=(Failure(("reload-equality:load",), exception="ValueError", match=r"pretend"),),
+)
+OUTPUT_ENTRY = dataclasses.replace(
+    ENTRY,
+    id="output-entry",
+    fails=(Failure(("reload-equality:reloaded-equals-trained",), output="prefix-ignored"),),
 )
 
 
@@ -46,8 +52,32 @@ def registry(monkeypatch):
     return install
 
 
-def test_the_registry_is_well_formed():
+def _body(load=None, compare=None):
+    """A reload-equality body whose `load` step and claim do what the test says."""
+
+    def body(ex, case):
+        ex.step("build", lambda: None)
+        ex.step("load", load or (lambda: None))
+        ex.check("reloaded-equals-trained", compare or (lambda: None))
+
+    return body
+
+
+def _ignored():
+    raise cmp.PrefixIgnored("reloaded vs trained logits: follows the base model")
+
+
+def _beyond():
+    raise cmp.BeyondTolerance("reloaded vs trained logits: max |diff| 1e-2", 1e-2)
+
+
+def _verdicts(recorder):
+    return recorder.records[("reload-equality", CASE.key)].claims
+
+
+def test_the_registry_file_is_well_formed():
     known_issues.validate()
+    assert known_issues.REGISTRY == known_issues.load()
 
 
 def test_every_entry_found_here_carries_a_report_and_every_other_a_reference():
@@ -59,54 +89,186 @@ def test_the_seed_is_the_first_class_entry():
     seed = next(i for i in known_issues.REGISTRY if i.id.startswith("peft-2256"))
     assert "https://github.com/huggingface/peft/issues/2256" in seed.references
     assert "https://github.com/huggingface/transformers/pull/35087" in seed.references
+    assert seed.places("trainer-best-model") == ("trainer-train",)
+
+
+GOOD = """
+[[issue]]
+id = "x"
+title = "t"
+references = ["https://example.invalid/1"]
+affects = { peft = ">=0.1" }
+cases = { arch = ["gpt2"] }
+[[issue.fails]]
+at = ["reload-equality:load"]
+exception = "ValueError"
+match = "pretend"
+"""
 
 
 @pytest.mark.parametrize(
-    "broken, message",
+    "old, new, message",
     [
-        (dict(properties=("no-such-property",)), "unknown property"),
-        (dict(cases={"colour": ("red",)}), "unknown case fact"),
-        (dict(affects={"peft": "~~1"}), "invalid version spec"),
-        (dict(affects={"numpy": ">=1"}), "unknown package"),
-        (dict(references=(), found_by_suite=False), "needs an upstream reference"),
-        (dict(references=(), found_by_suite=True, report=""), "no report"),
+        (
+            'at = ["reload-equality:load"]',
+            'at = ["no-such-property:load"]',
+            "field 'fails': at 'no-such-property:load': unknown property",
+        ),
+        (
+            'at = ["reload-equality:load"]',
+            'at = ["reload-equality:teleport"]',
+            "'teleport' is not a step or claim of reload-equality",
+        ),
+        ('at = ["reload-equality:load"]', 'at = ["*:teleport"]', "'teleport' is not a step or claim of *"),
+        ('cases = { arch = ["gpt2"] }', 'cases = { colour = ["red"] }', "field 'cases': unknown case fact 'colour'"),
+        ('peft = ">=0.1"', 'peft = "~~1"', "field 'affects'"),
+        ('peft = ">=0.1"', 'numpy = ">=1"', "field 'affects'"),
+        ('references = ["https://example.invalid/1"]', "", "field 'references': needs an upstream reference"),
+        ('references = ["https://example.invalid/1"]', "found_by_suite = true", "field 'report': found by this suite"),
+        ('exception = "ValueError"', 'output = "wobbly"', "unknown output kind 'wobbly'"),
+        ('exception = "ValueError"', 'exception = "ValueError"\noutput = "shape"', "exactly one of"),
+        ('match = "pretend"', 'match = ""', "an exception needs a message pattern"),
+        ('match = "pretend"', 'match = "(("', "match is not a regex"),
+        ('title = "t"', 'title = "t"\ncolour = "red"', "field 'colour': unknown field"),
+        ('title = "t"', "", "field 'title': missing"),
+        ('title = "t"', "title = 3", "field 'title': must be a str"),
+        ("[[issue.fails]]", "[issue.oops]\n[[issue.fails]]", "field 'oops'"),
+        ('id = "x"', 'id = "x', "not valid TOML"),
     ],
 )
-def test_malformed_entries_are_refused_with_their_reason(broken, message):
-    with pytest.raises((ValueError, VersionSpecError), match=message):
-        known_issues.validate((dataclasses.replace(ENTRY, **broken),))
+def test_malformed_entries_are_refused_with_one_line_naming_entry_and_field(old, new, message):
+    assert known_issues.parse(GOOD)  # the unbroken form loads
+    with pytest.raises(known_issues.RegistryError) as info:
+        known_issues.parse(GOOD.replace(old, new, 1), "reg.toml")
+    assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
-def test_a_matching_failure_counts_as_known(recorder, registry):
+def test_a_duplicate_id_is_refused():
+    with pytest.raises(known_issues.RegistryError, match="'x', field 'id': duplicate id"):
+        known_issues.parse(GOOD + GOOD)
+
+
+def test_a_missing_registry_file_is_one_line(tmp_path):
+    with pytest.raises(known_issues.RegistryError, match="cannot read the registry"):
+        known_issues.load(tmp_path / "nope.toml")
+
+
+def test_a_matching_failure_at_its_place_counts_as_known(recorder, registry):
     registry(ENTRY)
-    with outcomes.check("reload-equality", CASE):
-        raise ValueError("a pretend failure")
-    assert recorder.outcomes == {("reload-equality", CASE.key): ("known", "test-entry")}
+    run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(ValueError("a pretend failure"))))
+    record = recorder.records[("reload-equality", CASE.key)]
+    assert record.outcome == "known"
+    assert record.steps == {"load": ["known", "test-entry"]}
+    assert record.stopped == {"test-entry": ["reloaded-equals-trained"]}  # the claim after the step is blocked
 
 
-def test_a_passing_case_under_an_entry_is_reported_stale(recorder, registry):
+def test_the_same_failure_at_another_place_is_not_excused(recorder, registry):
+    registry(dataclasses.replace(ENTRY, fails=(Failure(("reload-equality:build",), "ValueError", match="pretend"),)))
+    with pytest.raises(ValueError) as info:
+        run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(ValueError("a pretend failure"))))
+    assert "fails this way, but at build, not at load" in "\n".join(info.value.__notes__)
+
+
+def test_a_passing_place_under_an_entry_is_reported_stale(recorder, registry):
     registry(ENTRY)
     with pytest.raises(StaleKnownIssue, match="test-entry.*looks fixed"):
-        with outcomes.check("reload-equality", CASE):
-            pass
-    assert recorder.outcomes[("reload-equality", CASE.key)][0] == "failed"
+        run("reload-equality", CASE, _body())
+    assert recorder.records[("reload-equality", CASE.key)].outcome == "failed"
 
 
 def test_a_different_failure_is_not_excused(recorder, registry):
     registry(ENTRY)
     with pytest.raises(RuntimeError) as info:
-        with outcomes.check("reload-equality", CASE):
-            raise RuntimeError("something else")
+        run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(RuntimeError("something else"))))
     notes = "\n".join(info.value.__notes__)
-    assert "known issue test-entry applies but expects ValueError" in notes
+    assert "known issue test-entry applies at reload-equality:load but expects ValueError" in notes
     assert "Reproduction script" in notes
+
+
+def test_an_output_entry_never_absorbs_another_kind(recorder, registry):
+    registry(OUTPUT_ENTRY)
+    run("reload-equality", CASE, _body(compare=_ignored))
+    assert _verdicts(recorder)["reloaded-equals-trained"] == ["known", "output-entry"]
+    with pytest.raises(cmp.BeyondTolerance):
+        run("reload-equality", CASE.replace(seed=9), _body(compare=_beyond))
+
+
+def test_an_exception_entry_never_absorbs_an_output_failure():
+    entry = Failure(("reload-equality:reloaded-equals-trained",), exception="AssertionError", match="logits")
+    assert not entry.matches(cmp.PrefixIgnored("reloaded vs trained logits"))
+
+
+def test_a_known_hit_stops_only_what_depends_on_it(recorder, registry):
+    """prefix-acts: the disable step fails known; the independent claim is still checked."""
+    entry = dataclasses.replace(ENTRY, fails=(Failure(("prefix-acts:disable",), "ValueError", match="pretend"),))
+    registry(entry)
+
+    def body(ex, case):
+        ex.check("prefix-changes-outputs", lambda: None)
+        ex.check(
+            "disable-restores-base", lambda: ex.step("disable", lambda: (_ for _ in ()).throw(ValueError("pretend")))
+        )
+
+    run("prefix-acts", CASE, body)
+    record = recorder.records[("prefix-acts", CASE.key)]
+    assert record.claims == {
+        "prefix-changes-outputs": ["passed", None],
+        "disable-restores-base": ["blocked", "test-entry"],
+    }
+
+
+def test_a_body_that_skips_a_claim_is_a_suite_bug(recorder):
+    with pytest.raises(RuntimeError, match="never checked claim 'disable-restores-base'"):
+        run("prefix-acts", CASE, lambda ex, case: ex.check("prefix-changes-outputs", lambda: None))
+
+
+def test_an_independent_claim_still_fails_after_a_known_hit(recorder, registry):
+    entry = dataclasses.replace(ENTRY, fails=(Failure(("prefix-acts:disable",), "ValueError", match="pretend"),))
+    registry(entry)
+
+    def body(ex, case):
+        ex.check("prefix-changes-outputs", _ignored)
+        ex.check(
+            "disable-restores-base", lambda: ex.step("disable", lambda: (_ for _ in ()).throw(ValueError("pretend")))
+        )
+
+    with pytest.raises(cmp.PrefixIgnored):
+        run("prefix-acts", CASE, body)
+    record = recorder.records[("prefix-acts", CASE.key)]
+    assert record.claims["prefix-changes-outputs"] == ["failed", None]
+    assert record.claims["disable-restores-base"] == ["blocked", "test-entry"]
+
+
+def test_an_inconclusive_claim_is_neither_a_pass_nor_stale(recorder, registry):
+    registry(OUTPUT_ENTRY)
+
+    def weak():
+        raise cmp.Inconclusive("the prefix moves these outputs by only 1e-9")
+
+    run("reload-equality", CASE, _body(compare=weak))
+    record = recorder.records[("reload-equality", CASE.key)]
+    assert record.outcome == "inconclusive" and record.claims["reloaded-equals-trained"] == ["inconclusive", None]
+
+
+def test_the_most_specific_entry_wins_and_the_others_are_named(recorder, registry):
+    broad = dataclasses.replace(OUTPUT_ENTRY, id="broad", cases={})
+    registry(broad, OUTPUT_ENTRY)
+    run("reload-equality", CASE, _body(compare=_ignored))
+    record = recorder.records[("reload-equality", CASE.key)]
+    assert record.claims["reloaded-equals-trained"] == ["known", "output-entry"]
+    assert record.also == {"output-entry": ["broad"]}
 
 
 @pytest.mark.parametrize(
     "change",
-    [dict(affects={"peft": "<0.0.1"}), dict(cases={"arch": ("llama",)}), dict(properties=("saved-shapes",))],
+    [
+        dict(affects={"peft": "<0.0.1"}),
+        dict(cases={"arch": ("llama",)}),
+        dict(cases_except={"arch": ("gpt2",)}),
+        dict(fails=(Failure(("saved-shapes:table-shape",), output="shape"),)),
+    ],
 )
-def test_entries_apply_only_to_their_versions_cases_and_properties(change):
+def test_entries_apply_only_to_their_versions_cases_and_places(change):
     assert ENTRY.applies("reload-equality", CASE)
     assert not dataclasses.replace(ENTRY, **change).applies("reload-equality", CASE)
 
@@ -123,34 +285,43 @@ def test_unknown_version_specs_get_a_one_line_error(package, spec):
     assert "\n" not in str(info.value) and (spec in str(info.value) or package in str(info.value))
 
 
+def _rec(outcome, issue=None):
+    claims = {"reloaded-equals-trained": [outcome, issue]}
+    return outcomes.ExampleRecord(outcome, claims=claims, stopped={issue: ["reloaded-equals-trained"]} if issue else {})
+
+
 def test_counts_are_per_example_and_shrinking_is_forgotten():
     rec = outcomes.Recorder()
     cases = [CASE.replace(seed=i) for i in range(6)]
     for c in cases[:2]:
-        rec.record("reload-equality", c, outcomes.PASSED)
+        rec.record("reload-equality", c, _rec("passed"))
     start = rec.mark()
-    rec.record("reload-equality", cases[2], outcomes.PASSED)
-    rec.record("reload-equality", cases[3], outcomes.FAILED)  # first failure: kept
-    rec.record("reload-equality", cases[4], outcomes.FAILED)  # a shrinking step: forgotten
-    rec.record("reload-equality", cases[5], outcomes.PASSED)  # a shrinking step: forgotten
-    rec.record("reload-equality", cases[0], outcomes.PASSED)  # a replayed example keeps one count
-    rec.record("reload-equality", cases[4], outcomes.FAILED)  # the minimal example: kept
+    rec.record("reload-equality", cases[2], _rec("passed"))
+    rec.record("reload-equality", cases[3], _rec("failed"))  # first failure: kept
+    rec.record("reload-equality", cases[4], _rec("failed"))  # a shrinking step: forgotten
+    rec.record("reload-equality", cases[5], _rec("passed"))  # a shrinking step: forgotten
+    rec.record("reload-equality", cases[0], _rec("passed"))  # a replayed example keeps one count
+    rec.record("reload-equality", cases[4], _rec("failed"))  # the minimal example: kept
     rec.forget_shrinking(start)
-    counts = rec.counts()["reload-equality"]
-    assert counts == {"passed": 3, "failed": 2, "known": {}}
+    counts = outcomes.counts(rec)["reload-equality"]
+    assert (counts["passed"], counts["failed"], counts["known"]) == (3, 2, {})
+    assert counts["claims"]["reloaded-equals-trained"] == {"passed": 3, "failed": 2}
 
 
-def test_summary_names_versions_and_counts(tmp_path):
+def test_summary_names_versions_counts_hits_and_unused_entries(tmp_path):
     rec = outcomes.Recorder()
-    rec.record("saved-shapes", CASE, outcomes.PASSED)
-    rec.record("saved-shapes", CASE.replace(seed=1), outcomes.KNOWN, "some-entry")
+    rec.record("saved-shapes", CASE, _rec("passed"))
+    rec.record("saved-shapes", CASE.replace(seed=1), _rec("known", "some-entry"))
     rec.write_part(tmp_path / "part.json")
     merged = outcomes.Recorder()
     merged.load_part(tmp_path / "part.json")
-    summary = outcomes.summary(merged)
+    summary = outcomes.summary(merged, registry=[ENTRY])
     assert summary["versions"] == installed()
-    assert summary["properties"]["saved-shapes"] == {"passed": 1, "failed": 0, "known": {"some-entry": 1}}
-    assert summary["totals"] == {"passed": 1, "failed": 0, "known": 1}
+    slot = summary["properties"]["saved-shapes"]
+    assert (slot["passed"], slot["failed"], slot["known"]) == (1, 0, {"some-entry": 1})
+    assert summary["totals"] == {"passed": 1, "failed": 0, "known": 1, "inconclusive": 0}
+    assert summary["known_hits"]["some-entry"]["stopped"] == {"saved-shapes:reloaded-equals-trained": 1}
+    assert summary["unused_entries"] == ["test-entry"]
     json.dumps(summary)
 
 
@@ -160,3 +331,23 @@ def test_readme_lists_the_registry_as_it_is():
     readme = Path(__file__).resolve().parents[2] / "README.md"
     text = readme.read_text()
     assert known_issues.readme_with_table(text) == text, "run: python -m prefixcheck.known_issues --write-readme"
+
+
+def test_every_field_of_a_place_reaches_the_entry():
+    text = GOOD.replace(
+        'match = "pretend"',
+        'match = "pretend"\ncases_except = { named_adapter = [true] }\n'
+        '[[issue.fails]]\nat = ["reload-equality:reloaded-equals-trained"]\noutput = "beyond-tolerance"\n'
+        "effect_above = 10.0\ncases = { dtype = ['bfloat16'] }",
+    )
+    (entry,) = known_issues.parse(text)
+    exc_place, out_place = entry.fails
+    assert exc_place.cases_except == {"named_adapter": (True,)}
+    assert (out_place.output, out_place.effect_above, out_place.cases) == (
+        "beyond-tolerance",
+        10.0,
+        {"dtype": ("bfloat16",)},
+    )
+    assert entry.places("reload-equality", CASE) == ("load",)  # float32: the bf16-only place drops out
+    assert entry.places("reload-equality", CASE.with_prefix(adapter_name="other")) == ()
+    assert entry.effect_above("reload-equality", "reloaded-equals-trained", CASE.replace(dtype="bfloat16")) == 10.0

@@ -11,7 +11,7 @@ import textwrap
 import pytest
 
 from prefixcheck import repro
-from prefixcheck.known_issues import PROPERTIES
+from prefixcheck.properties import NAMES as PROPERTIES
 from tests.properties._common import SEED_CASE
 from tests.selftest.test_properties_catch_faults import BASE, PROJECTED, SECOND
 
@@ -58,3 +58,28 @@ def test_the_seed_script_reproduces_the_seed(tmp_path):
     run = _run(script, tmp_path)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "load_best_model_at_end=True can lead to errors" in run.stderr or "size mismatch" in run.stderr, run.stderr
+
+
+@pytest.mark.parametrize("key", sorted(k for k in repro.CHECKS if ":" in k))
+def test_claim_scripts_compile(key):
+    prop, point = key.split(":")
+    text = repro.script(prop, PROJECTED, second=SECOND, point=point)
+    compile(text, f"repro-{prop}-{point}.py", "exec")
+    assert f"property '{key}'" in text
+
+
+def test_the_uses_prefix_script_catches_a_generate_that_drops_the_prefix(tmp_path):
+    script = repro.write("generate-first-step", BASE, tmp_path / "uses.py", point="uses-prefix")
+    clean = _run(script, tmp_path)
+    faulty = tmp_path / "fault"
+    faulty.mkdir()
+    (faulty / "sitecustomize.py").write_text(
+        "from prefixcheck import faults\nfaults.generate_ignores_prefix(faults.Patcher())\n"
+    )
+    broken = _run(script, tmp_path, extra_path=faulty)
+    assert broken.returncode == 1 and "the prefix is not used" in broken.stdout, broken.stdout + broken.stderr
+    # clean: passes where generate() uses the prefix; where this install's generate() drops it, fails the same way
+    from prefixcheck.known_issues import matching
+
+    dropped = any("uses-prefix" in i.places("generate-first-step", BASE) for i in matching("generate-first-step", BASE))
+    assert clean.returncode == (1 if dropped else 0), clean.stdout + clean.stderr

@@ -1,0 +1,480 @@
+"""The bodies of the properties declared in prefixcheck/properties.py: each goes through the
+property's steps and checks its claims on an `Example` (prefixcheck/example.py).
+
+`run_property(name, case, **context)` runs one example and records it; the tests, the benchmark,
+the fault self-tests and the reproduction scripts all go through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from . import compare, engine, example, properties
+from .artifacts import read_adapter
+from .case import Case, PrefixSpec
+from .compare import BITWISE, assert_differs, assert_equal, reload_tolerance
+
+BODIES: dict[str, Callable[..., None]] = {}
+
+# Keys that legitimately differ between a live config and its saved form.
+RUNTIME_KEYS = {"inference_mode", "base_model_name_or_path", "revision"}
+
+
+def body(name: str):
+    prop = properties.get(name)
+
+    def register(fn):
+        BODIES[prop.name] = fn
+        return fn
+
+    return register
+
+
+def run_property(name: str, case: Case, recorder=None, versions=None, **context) -> example.Example:
+    return example.run(name, case, BODIES[name], recorder=recorder, versions=versions, **context)
+
+
+# -- small shared pieces -------------------------------------------------------------------
+def _trained(ex: example.Example, case: Case) -> engine.Trained:
+    model = ex.step("build", engine.build_model, case)
+    return ex.step("train", engine.train_model, model, case)
+
+
+def _saved_and_loaded(ex, case, trained, directory, **load_kwargs):
+    ex.step("save", engine.save, trained.model, directory)
+    where = engine.adapter_dir(directory, case.prefix.adapter_name)
+    step = "load-trainable" if load_kwargs.get("is_trainable") else "load"
+    return where, ex.step(step, engine.load, case, where, **load_kwargs)
+
+
+def _base(ex: example.Example, case: Case, batch) -> torch.Tensor:
+    return ex.step("base", engine.logits, engine.build_base(case), batch)
+
+
+def config_diff(left: dict, right: dict, what: str, names: tuple[str, str]) -> None:
+    """The two configs agree, runtime keys aside; the message names only the keys that differ."""
+    keys = sorted((set(left) | set(right)) - RUNTIME_KEYS)
+    diff = [
+        f"{k} ({names[0]} {left.get(k)!r}, {names[1]} {right.get(k)!r})" for k in keys if left.get(k) != right.get(k)
+    ]
+    if diff:
+        raise compare.ValueChanged(f"adapter_config.json {what}: " + "; ".join(diff))
+
+
+def expected_table_shape(case: Case) -> tuple[int, int]:
+    from . import architectures
+
+    arch = architectures.get(case.model.arch)
+    return (case.prefix.num_virtual_tokens, arch.peft_num_layers(case.model) * 2 * arch.peft_token_dim(case.model))
+
+
+# -- what PEFT writes ----------------------------------------------------------------------
+@body("saved-shapes")
+def saved_shapes(ex, case):
+    trained = _trained(ex, case)
+    live = engine.prefix_table(trained.model, case.prefix.adapter_name)
+    with engine.scratch() as d:
+        ex.step("save", engine.save, trained.model, d)
+        config, tensors = ex.step("read", read_adapter, engine.adapter_dir(d, case.prefix.adapter_name))
+
+    def table_shape():
+        if "prompt_embeddings" not in tensors:
+            raise compare.ShapeMismatch(f"no prompt_embeddings among the saved tensors {sorted(tensors)}")
+        shape = tuple(tensors["prompt_embeddings"].shape)
+        if shape != expected_table_shape(case):
+            raise compare.ShapeMismatch(
+                f"prompt_embeddings {shape} != (nvt, layers*2*token_dim) {expected_table_shape(case)}"
+            )
+
+    def nothing_else():
+        heads = tuple(config.get("modules_to_save") or ())
+        others = [k for k in tensors if k != "prompt_embeddings" and not any(f".{h}." in k for h in heads)]
+        assert not others, f"saved tensors {sorted(tensors)}: {others} are neither the table nor a head in {heads}"
+
+    ex.check("table-shape", table_shape)
+    ex.check("nothing-else-saved", nothing_else)
+    ex.check(
+        "table-equals-live",
+        lambda: assert_equal(tensors["prompt_embeddings"], live, BITWISE, "saved table vs the live encoder at batch 1"),
+    )
+
+
+@body("config-roundtrip")
+def config_roundtrip(ex, case):
+    from peft import PeftConfig
+
+    trained = _trained(ex, case)
+    name = case.prefix.adapter_name
+    live = trained.model.peft_config[name].to_dict()
+    with engine.scratch() as d:
+        where, loaded = _saved_and_loaded(ex, case, trained, d)
+        saved = ex.step("read", lambda: PeftConfig.from_pretrained(str(where)).to_dict())
+    ex.check("saved-equals-live", config_diff, saved, live, "saved vs live", ("saved", "live"))
+    ex.check(
+        "loaded-equals-saved",
+        config_diff,
+        loaded.peft_config[name].to_dict(),
+        saved,
+        "loaded vs saved",
+        ("loaded", "saved"),
+    )
+
+
+@body("resave-identical")
+def resave_identical(ex, case):
+    trained = _trained(ex, case)
+    name = case.prefix.adapter_name
+    with engine.scratch() as d:
+        _, loaded = _saved_and_loaded(ex, case, trained, d / "first")
+        ex.step("resave", engine.save, loaded, d / "second")
+        cfg_a, a = ex.step("read", read_adapter, engine.adapter_dir(d / "first", name))
+        cfg_b, b = ex.step("read", read_adapter, engine.adapter_dir(d / "second", name))
+
+    def tensors_identical():
+        if a.keys() != b.keys():
+            raise compare.ValueChanged(f"tensor names changed: {sorted(a)} -> {sorted(b)}")
+        for key in a:
+            if a[key].dtype != b[key].dtype:
+                raise compare.ValueChanged(f"{key}: dtype {a[key].dtype} -> {b[key].dtype}")
+            assert_equal(b[key], a[key], BITWISE, f"{key} after save -> load -> save")
+
+    ex.check("tensors-identical", tensors_identical)
+    ex.check("config-identical", config_diff, cfg_a, cfg_b, "first save vs second save", ("first", "second"))
+
+
+# -- what a reloaded adapter computes -----------------------------------------------------
+@body("reload-equality")
+def reload_equality(ex, case):
+    trained = _trained(ex, case)
+    before = ex.step("forward", engine.logits, trained.model, trained.batch)
+    with engine.scratch() as d:
+        _, reloaded = _saved_and_loaded(ex, case, trained, d)
+    after = ex.step("forward", engine.logits, reloaded, trained.batch)
+    base = _base(ex, case, trained.batch)
+    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    ex.check("reloaded-equals-trained", assert_equal, after, before, tol, "reloaded vs trained logits", base=base)
+
+
+@body("prefix-acts")
+def prefix_acts(ex, case):
+    trained = _trained(ex, case)
+    with engine.scratch() as d:
+        _, reloaded = _saved_and_loaded(ex, case, trained, d)
+    with_prefix = ex.step("forward", engine.logits, reloaded, trained.batch)
+    plain = _base(ex, case, trained.batch)
+    ex.check("prefix-changes-outputs", assert_differs, with_prefix, plain, "reloaded adapter vs a fresh base model")
+
+    def disabled_is_base():
+        without = ex.step("disable", engine.base_logits, reloaded, trained.batch)
+        assert_equal(without, plain, BITWISE, "adapter disabled vs a fresh base model")
+
+    ex.check("disable-restores-base", disabled_is_base)
+
+
+def _generate_uses_prefix(ex, model, case, batch, first: torch.Tensor, rows) -> None:
+    """generate() depends on the prefix: put another table in the encoder and generate's first
+    step must change wherever the forward pass changes by more than the generate tolerance.
+    (Closer-to-the-prefixed-forward is not enough: a generate() that drops the prefix's keys and
+    values but shifts positions by num_virtual_tokens also differs from the base model.)"""
+    forward = engine.next_token_logits(model, case, batch)[rows]
+    with engine.another_prefix(model, case.prefix.adapter_name, case.seed):
+        other = ex.step("generate", engine.generate, model, case, batch).first_step_logits[rows]
+        other_forward = engine.next_token_logits(model, case, batch)[rows]
+    tol = compare.tolerance(compare.GENERATE, case.dtype, case.device)
+    if not torch.equal(other, first):
+        return  # generate() follows the table
+    # forward() must react to the table clearly for generate()'s indifference to mean anything
+    moved, floor = compare.max_diff(other_forward, forward), compare.effect_floor(tol, forward)
+    if moved <= floor:
+        raise compare.Inconclusive(
+            f"another prefix table moves the forward pass by only {moved:.3e} (judgeable above {floor:.3e})"
+        )
+    raise compare.PrefixIgnored(
+        "generate() first step with another prefix table is bitwise the same, while the forward pass moves by "
+        f"{compare.max_diff(other_forward, forward):.3e}: generate() does not use the prefix"
+    )
+
+
+@body("generate-first-step")
+def generate_first_step(ex, case):
+    trained = _trained(ex, case)
+    unpadded = trained.batch["attention_mask"].bool().all(dim=1)
+    if not unpadded.any():
+        raise ValueError("generate-first-step needs a row without padding (draw cases with min_batch=2)")
+    first = ex.step("generate", engine.generate, trained.model, case, trained.batch).first_step_logits[unpadded]
+    forward = ex.step("forward", engine.next_token_logits, trained.model, case, trained.batch)[unpadded]
+    base = ex.step("base", engine.next_token_logits, engine.build_base(case), case, trained.batch)[unpadded]
+    tol = compare.tolerance(compare.GENERATE, case.dtype, case.device)
+    ex.check("uses-prefix", _generate_uses_prefix, ex, trained.model, case, trained.batch, first, unpadded)
+    ex.check(
+        "matches-forward",
+        assert_equal,
+        first,
+        forward,
+        tol,
+        "generate() first-step logits vs a forward pass with the prefix",
+        base=base,
+    )
+
+
+@body("generate-roundtrip")
+def generate_roundtrip(ex, case):
+    trained = _trained(ex, case)
+    before = ex.step("generate", engine.generate, trained.model, case, trained.batch)
+    every = slice(None)
+    ex.check(
+        "uses-prefix", _generate_uses_prefix, ex, trained.model, case, trained.batch, before.first_step_logits, every
+    )
+    base = ex.step("base", engine.generate, engine.build_base(case), case, trained.batch).first_step_logits
+    with engine.scratch() as d:
+        _, reloaded = _saved_and_loaded(ex, case, trained, d)
+    after = ex.step("generate", engine.generate, reloaded, case, trained.batch)
+    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    ex.check(
+        "first-step-survives",
+        assert_equal,
+        after.first_step_logits,
+        before.first_step_logits,
+        tol,
+        "generate() first step after reload vs before save",
+        base=base,
+    )
+
+    def tokens_equal():
+        if not torch.equal(after.sequences, before.sequences):
+            raise compare.ValueChanged(
+                f"generate() after reload {after.sequences.tolist()} != before save {before.sequences.tolist()}"
+            )
+
+    ex.check("tokens-survive", tokens_equal)
+
+
+# -- Trainer checkpoints -----------------------------------------------------------------
+def _trainer_run(ex, case, directory, load_best):
+    from .trainer import EXTRA_STEPS, TrainerRun
+
+    run = ex.step("build", TrainerRun, case, directory, max_steps=case.recipe.steps + EXTRA_STEPS, load_best=load_best)
+    ex.step("trainer-train", run.train)
+    return run
+
+
+@body("trainer-best-model")
+def trainer_best_model(ex, case):
+    with engine.scratch() as d:
+        run = _trainer_run(ex, case, d, load_best=True)
+        best, last = run.best_step(), run.last_step()
+
+        def best_differs():
+            if best == last:
+                raise compare.Inconclusive(f"the best checkpoint is the last one (step {last}): nothing to restore")
+            assert_differs(
+                run.snapshots.logits[best], run.snapshots.logits[last], "the best checkpoint's logits vs the last's"
+            )
+
+        def best_is_lowest():
+            chosen = str(run.trainer.state.best_model_checkpoint)
+            assert chosen.endswith(f"checkpoint-{best}"), (
+                f"Trainer's best checkpoint {chosen} is not the lowest eval loss (step {best}, {run.eval_losses()})"
+            )
+
+        def best_loaded():
+            assert run.adapter_loads and run.adapter_loads[-1].endswith(f"checkpoint-{best}"), (
+                f"Trainer did not load the best checkpoint's adapter at the end (loads: {run.adapter_loads})"
+            )
+
+        ex.check("best-differs-from-last", best_differs)
+        ex.check("best-is-lowest-loss", best_is_lowest)
+        ex.check("best-adapter-loaded", best_loaded)
+        restored = ex.step("trainer-train", engine.logits, run.model, run.batch)
+        ex.check(
+            "restored-equals-best",
+            assert_equal,
+            restored,
+            run.snapshots.logits[best],
+            BITWISE,
+            "model at the end vs at the best save",
+        )
+
+
+@body("trainer-best-workaround")
+def trainer_best_workaround(ex, case):
+    with engine.scratch() as d:
+        run = _trainer_run(ex, case, d, load_best=False)
+        best = run.best_step()
+        loaded = ex.step("load", engine.load, case, run.adapter_checkpoint(best))
+        got = ex.step("load", engine.logits, loaded, run.batch)
+    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    base = _base(ex, case, run.batch)
+    ex.check(
+        "workaround-equals-best",
+        assert_equal,
+        got,
+        run.snapshots.logits[best],
+        tol,
+        "from_pretrained(best checkpoint) vs best save",
+        base=base,
+    )
+
+
+@body("trainer-resume")
+def trainer_resume(ex, case):
+    from .trainer import EXTRA_STEPS, TrainerRun
+
+    with engine.scratch() as d:
+        straight = _trainer_run(ex, case, d / "straight", load_best=False)
+        # checkpoint-1 of the straight run is exactly what an interruption after step 1 leaves behind
+        resumed = ex.step(
+            "build", TrainerRun, case, d / "resumed", max_steps=case.recipe.steps + EXTRA_STEPS, load_best=False
+        )
+        ex.step("trainer-resume", resumed.train, resume_from_checkpoint=str(straight.checkpoint(1)))
+        ex.check(
+            "resumed-equals-uninterrupted",
+            assert_equal,
+            engine.logits(resumed.model, resumed.batch),
+            engine.logits(straight.model, straight.batch),
+            BITWISE,
+            "resumed from checkpoint-1 vs uninterrupted training",
+        )
+
+
+@body("trainable-reload")
+def trainable_reload(ex, case):
+    trained = _trained(ex, case)
+    with engine.scratch() as d:
+        _, reloaded = _saved_and_loaded(ex, case, trained, d, is_trainable=True)
+
+    def continue_both():
+        # Where a version allows it: both continue with fresh optimizers and must stay together.
+        engine.train(trained.model, case, trained.batch)
+        engine.train(reloaded, case, trained.batch)
+
+    ex.step("load-trainable", continue_both)
+    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    ex.check(
+        "continued-equals-original",
+        assert_equal,
+        engine.logits(reloaded, trained.batch),
+        engine.logits(trained.model, trained.batch),
+        tol,
+        "continued after reload vs continued",
+    )
+
+
+# -- several adapters, dtypes, devices ---------------------------------------------------
+@body("multi-adapter")
+def multi_adapter(ex, case, second: PrefixSpec):
+    first = case.prefix.adapter_name
+    other_case = case.replace(prefix=second)
+    trained = _trained(ex, case)
+    model, batch = trained.model, trained.batch
+    alone = ex.step("forward", engine.logits, model, batch)
+
+    def add_second():
+        model.add_adapter(second.adapter_name, engine.prefix_config(other_case))
+        model.set_adapter(second.adapter_name)
+        engine.train_model(model, other_case, second.adapter_name)
+
+    ex.step("add-adapter", add_second)
+    expected = {}
+    for name in (second.adapter_name, first):
+        model.set_adapter(name)
+        expected[name] = ex.step("forward", engine.logits, model, batch)
+    base = _base(ex, case, batch)
+    ex.check("adapters-differ", assert_differs, expected[first], expected[second.adapter_name], "adapter vs adapter")
+    ex.check("switching-switches", assert_equal, expected[first], alone, BITWISE, f"set_adapter({first!r}) again")
+    with engine.scratch() as d:
+        ex.step("save", engine.save, model, d)
+        reloaded = ex.step("load", engine.load, case, engine.adapter_dir(d, first))
+        ex.step(
+            "load-adapter",
+            reloaded.load_adapter,
+            str(engine.adapter_dir(d, second.adapter_name)),
+            adapter_name=second.adapter_name,
+        )
+    for claim, name, spec in (
+        ("first-reproduces", first, case.prefix),
+        ("second-reproduces", second.adapter_name, second),
+    ):
+        tol = reload_tolerance(spec.prefix_projection, case.dtype, case.device)
+
+        def reproduces(name=name, tol=tol):
+            reloaded.set_adapter(name)
+            assert_equal(
+                engine.logits(reloaded, batch), expected[name], tol, f"adapter {name!r} after reload", base=base
+            )
+
+        ex.check(claim, reproduces)
+
+
+@body("dtype-roundtrip")
+def dtype_roundtrip(ex, case):
+    trained = _trained(ex, case)
+    name = case.prefix.adapter_name
+    with engine.scratch() as d:
+        where, fp32 = _saved_and_loaded(ex, case, trained, d / "fp32")
+        reference = ex.step("forward", engine.logits, fp32, trained.batch)
+        base = _base(ex, case, trained.batch)
+        low = ex.step("load-bf16", engine.load, case, where, base=engine.build_base(case, dtype="bfloat16"))
+        tol = compare.tolerance(compare.DTYPE_CAST, "bfloat16", case.device)
+        ex.check(
+            "bf16-within-tolerance",
+            lambda: assert_equal(
+                engine.logits(low, trained.batch), reference, tol, "fp32 adapter on a bf16 base", base=base
+            ),
+        )
+        ex.step("resave", engine.save, low, d / "via-bf16")
+        via = engine.adapter_dir(d / "via-bf16", name)
+        config, tables = ex.step("read", read_adapter, via)
+        _, original = ex.step("read", read_adapter, where)
+        ex.check(
+            "table-bitwise-via-bf16",
+            lambda: assert_equal(tables["prompt_embeddings"], original["prompt_embeddings"], BITWISE, "table via bf16"),
+        )
+        # a task head trained alongside (modules_to_save) lives in the base's dtype: it comes back within bf16
+        back_tol = tol if config.get("modules_to_save") else BITWISE
+        back = ex.step("load", engine.load, case, via)
+        ex.check(
+            "back-to-fp32",
+            lambda: assert_equal(
+                engine.logits(back, trained.batch), reference, back_tol, "fp32 -> bf16 -> fp32", base=base
+            ),
+        )
+
+
+@body("cuda-roundtrip")
+def cuda_roundtrip(ex, case):
+    reload_equality(ex, case)  # the same steps and claim, on a CUDA case
+
+
+@body("cpu-cuda-transfer")
+def cpu_cuda_transfer(ex, case):
+    """Saved on `case.device`, loaded on the other device: equal within the device tolerance."""
+    there = "cpu" if case.device == "cuda" else "cuda"
+    trained = _trained(ex, case)
+    reference = engine.logits(trained.model, trained.batch)
+    moved_case = case.replace(device=there)
+    with engine.scratch() as d:
+        ex.step("save", engine.save, trained.model, d)
+        moved = ex.step("load-other-device", engine.load, moved_case, engine.adapter_dir(d, case.prefix.adapter_name))
+    batch = {k: v.to(there) for k, v in trained.batch.items()}
+    base = ex.step("base", engine.logits, engine.build_base(moved_case), batch)
+    tol = compare.tolerance(compare.DEVICE, case.dtype, "cuda")
+    if case.prefix.prefix_projection:
+        extra = reload_tolerance(True, case.dtype, there)
+        tol = compare.Tolerance(tol.atol + extra.atol, tol.rtol + extra.rtol, f"{tol.reason}; plus the projection one")
+    ex.check(
+        "equals-across-devices",
+        assert_equal,
+        engine.logits(moved, batch),
+        reference,
+        tol,
+        f"saved on {case.device}, loaded on {there}",
+        base=base,
+    )
+
+
+missing = set(properties.NAMES) - set(BODIES)
+if missing:  # the declarations and the bodies are one list: a property without a body is a bug here
+    raise RuntimeError(f"properties without a body in prefixcheck.checks: {sorted(missing)}")
