@@ -50,7 +50,7 @@ _TABLE = (
         1e-5,
         "prefix_projection: the saved table is the MLP output at batch 1, the trained model recomputes it "
         "at batch B; matmul blocking differs by a few ulps",
-        "3.0e-8 on logits (dev and nightly profiles, peft 0.21.2 with transformers 5.23 and 5.24)",
+        "6.0e-8 on logits (ci profile, peft 0.21.2 with transformers 5.23 and 5.24): 0.6% of atol",
     ),
     (
         PROJECTION,
@@ -69,9 +69,17 @@ _TABLE = (
         1e-6,
         1e-6,
         "generate()'s prefill builds its own mask/positions and cache path",
-        "1.7e-8 (dev profile); 6e-8 seen before",
+        "6.0e-8 (ci profile, transformers 5.23): 6% of atol",
     ),
-    (GENERATE, "bfloat16", None, 1e-2, 0.0, "as fp32 generate, one bf16 ulp allowed", "0 (bitwise) on clean runs"),
+    (
+        GENERATE,
+        "bfloat16",
+        None,
+        1e-2,
+        0.0,
+        "as fp32 generate, one bf16 ulp allowed",
+        "0 (bitwise) on transformers 5.23; 6.8e-3 on 5.24, where generate() drops the prefix (known)",
+    ),
     (GENERATE, "float16", None, 2e-3, 0.0, "as fp32 generate, one fp16 ulp allowed", "CUDA only"),
     (
         CROSS_VERSION,
@@ -90,7 +98,7 @@ _TABLE = (
         1e-1,
         5e-2,
         "bf16 keeps 8 mantissa bits: tiny random models' logits (|x| ~ 1) move by ~1e-2 per layer",
-        "1.9e-2 (dev profile, fp32 adapter on a bf16 base)",
+        "2.3e-2 (ci profile, fp32 adapter on a bf16 base): 23% of atol",
     ),
     (
         DEVICE,
