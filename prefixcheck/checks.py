@@ -382,7 +382,15 @@ def multi_adapter(ex, case, second: PrefixSpec):
         model.set_adapter(name)
         expected[name] = ex.step("forward", engine.logits, model, batch)
     base = _base(ex, case, batch)
-    ex.check("adapters-differ", assert_differs, expected[first], expected[second.adapter_name], "adapter vs adapter")
+
+    def adapters_differ():
+        if case.prefix.init_weights == second.init_weights == "zero":
+            # both start from zero tables and train alike on one batch: a few small steps can round to
+            # the same outputs (seen on Bloom SEQ_CLS in bf16), so equality proves nothing here
+            raise compare.Inconclusive("both adapters start from zero tables: their outputs may coincide")
+        assert_differs(expected[first], expected[second.adapter_name], "adapter vs adapter")
+
+    ex.check("adapters-differ", adapters_differ)
     ex.check("switching-switches", assert_equal, expected[first], alone, BITWISE, f"set_adapter({first!r}) again")
     with engine.scratch() as d:
         ex.step("save", engine.save, model, d)
