@@ -267,11 +267,12 @@ def trainer_best_model(ex, case):
         best, last = run.best_step(), run.last_step()
 
         def best_differs():
-            if best == last:
-                raise compare.Inconclusive(f"the best checkpoint is the last one (step {last}): nothing to restore")
-            assert_differs(
-                run.snapshots.logits[best], run.snapshots.logits[last], "the best checkpoint's logits vs the last's"
-            )
+            # the recipe's precondition, not a claim about PEFT: where training never moves the
+            # outputs (bf16 at a small learning rate), restoring the best cannot be told from not
+            if not run.best_differs_from_last():
+                raise compare.Inconclusive(
+                    f"the best checkpoint (step {best}) computes what the last (step {last}) does: nothing to restore"
+                )
 
         def best_is_lowest():
             chosen = str(run.trainer.state.best_model_checkpoint)

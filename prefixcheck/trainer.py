@@ -118,8 +118,8 @@ def receding_labels(
     eval loss is higher at the last step than at the first, and the best checkpoint is an earlier
     one that computes something else. A fixed other label is not enough: with 64 token ids a
     training step moves a given other token's probability up about as often as down (measured on
-    200 drawn cases per task, transformers 5.23: the best was still the last in 50% of the causal-LM
-    and 32% of the seq2seq runs; with these labels in none). Without a rehearsal (a failing forward)
+    100 drawn cases per task, transformers 5.23: the best was still the last in 50% of the causal-LM
+    and 32% of the seq2seq runs; with these labels in none of 200 per task). Without a rehearsal (a failing forward)
     each label is moved half its range. The inputs are the training rows, so the snapshot logits
     judge the model on the inputs it was scored on.
     """
