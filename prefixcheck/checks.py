@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from peft import PeftConfig
 
-from . import compare, engine, example, properties
+from . import architectures, compare, engine, example, properties
 from .artifacts import read_adapter
 from .case import Case, PrefixSpec
 from .compare import BITWISE, assert_differs, assert_equal, reload_tolerance
+from .trainer import EXTRA_STEPS, TrainerRun
 
 BODIES: dict[str, Callable[..., None]] = {}
 
@@ -64,8 +66,6 @@ def config_diff(left: dict, right: dict, what: str, names: tuple[str, str]) -> N
 
 
 def expected_table_shape(case: Case) -> tuple[int, int]:
-    from . import architectures
-
     arch = architectures.get(case.model.arch)
     return (case.prefix.num_virtual_tokens, arch.peft_num_layers(case.model) * 2 * arch.peft_token_dim(case.model))
 
@@ -103,8 +103,6 @@ def saved_shapes(ex, case):
 
 @body("config-roundtrip")
 def config_roundtrip(ex, case):
-    from peft import PeftConfig
-
     trained = _trained(ex, case)
     name = case.prefix.adapter_name
     live = trained.model.peft_config[name].to_dict()
@@ -173,12 +171,13 @@ def prefix_acts(ex, case):
     ex.check("disable-restores-base", disabled_is_base)
 
 
-def _generate_uses_prefix(ex, model, case, batch, first: torch.Tensor, rows) -> None:
+def _generate_uses_prefix(ex, model, case, batch, first: torch.Tensor, rows, forward=None) -> None:
     """generate() depends on the prefix: put another table in the encoder and generate's first
     step must change wherever the forward pass changes by more than the generate tolerance.
     (Closer-to-the-prefixed-forward is not enough: a generate() that drops the prefix's keys and
     values but shifts positions by num_virtual_tokens also differs from the base model.)"""
-    forward = engine.next_token_logits(model, case, batch)[rows]
+    if forward is None:  # generate-first-step passes the forward pass it already ran
+        forward = engine.next_token_logits(model, case, batch)[rows]
     with engine.another_prefix(model, case.prefix.adapter_name, case.seed):
         other = ex.step("generate", engine.generate, model, case, batch).first_step_logits[rows]
         other_forward = engine.next_token_logits(model, case, batch)[rows]
@@ -207,7 +206,7 @@ def generate_first_step(ex, case):
     forward = ex.step("forward", engine.next_token_logits, trained.model, case, trained.batch)[unpadded]
     base = ex.step("base", engine.next_token_logits, engine.build_base(case), case, trained.batch)[unpadded]
     tol = compare.tolerance(compare.GENERATE, case.dtype, case.device)
-    ex.check("uses-prefix", _generate_uses_prefix, ex, trained.model, case, trained.batch, first, unpadded)
+    ex.check("uses-prefix", _generate_uses_prefix, ex, trained.model, case, trained.batch, first, unpadded, forward)
     ex.check(
         "matches-forward",
         assert_equal,
@@ -253,8 +252,6 @@ def generate_roundtrip(ex, case):
 
 # -- Trainer checkpoints -----------------------------------------------------------------
 def _trainer_run(ex, case, directory, load_best):
-    from .trainer import EXTRA_STEPS, TrainerRun
-
     run = ex.step("build", TrainerRun, case, directory, max_steps=case.recipe.steps + EXTRA_STEPS, load_best=load_best)
     ex.step("trainer-train", run.train)
     return run
@@ -321,8 +318,6 @@ def trainer_best_workaround(ex, case):
 
 @body("trainer-resume")
 def trainer_resume(ex, case):
-    from .trainer import EXTRA_STEPS, TrainerRun
-
     with engine.scratch() as d:
         straight = _trainer_run(ex, case, d / "straight", load_best=False)
         # checkpoint-1 of the straight run is exactly what an interruption after step 1 leaves behind
