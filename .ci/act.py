@@ -2,7 +2,7 @@
 """Run one of this repository's GitHub Actions workflows on this machine, from its YAML.
 
     python .ci/act.py .github/workflows/nightly.yml --input cells=peft-0.17.1,peft-latest \
-        --env HYPOTHESIS_PROFILE=dev --only suite:name=peft-latest
+        --env HYPOTHESIS_PROFILE=smoke --only suite:name=peft-latest
 
 It runs what GitHub would run, as far as this project's workflows need: jobs in `needs` order,
 each in a fresh copy of the repository (as a fresh runner would), matrix jobs (lists, `include`,

@@ -2,7 +2,8 @@
 Markdown job summary).
 
 HYPOTHESIS_PROFILE picks the profile: `dev` (default; few examples, database under
-.hypothesis/), `ci` (derandomized, sized for CI; default when CI is set) or `nightly`.
+.hypothesis/), `ci` (derandomized, sized for CI; default when CI is set), `nightly`, or `smoke`
+(one fixed example per item: the workflow self-tests, which test the plumbing, not PEFT).
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ PROFILES = {
     # derandomize=True implies no database (Hypothesis refuses both)
     "ci": dict(max_examples=20, derandomize=True, database=None, print_blob=True, **_COMMON),
     "nightly": dict(max_examples=80, database=_DB, print_blob=True, **_COMMON),
+    # one fixed example per item: for the workflow self-tests, which check the plumbing around the
+    # suite (jobs, summaries, artifacts), not the properties themselves
+    "smoke": dict(max_examples=1, derandomize=True, database=None, **_COMMON),
 }
 for _name, _kwargs in PROFILES.items():
     settings.register_profile(_name, **_kwargs)
