@@ -363,6 +363,7 @@ class Run:
         step_env = {**env, **{k: _to_str(ctx.expand(v)) for k, v in (step.get("env") or {}).items()}}
         with_ = {k: _to_str(ctx.expand(v)) for k, v in (step.get("with") or {}).items()}
         print(f"--- step: {title}", flush=True)
+        started = time.monotonic()
         try:
             if "run" in step:
                 outputs = self.shell(ctx.expand(step["run"]), step_env, workspace, summary, timeout)
@@ -374,6 +375,7 @@ class Run:
             print(f"    failed: {exc}", flush=True)
             ctx.status = "failure"
             outputs = {}
+        print(f"--- step took {time.monotonic() - started:.1f} s: {title}", flush=True)
         if step.get("id"):
             ctx.values["steps"][step["id"]] = {"outputs": outputs}
 

@@ -289,7 +289,12 @@ def main(argv=None) -> int:
     from . import cellwork
 
     if args.command == "produce":
-        cases = [c.replace(device=args.device) for c in cellwork.pinned_cases() + cellwork.drawn_cases(args.drawn)]
+        try:
+            pinned = cellwork.pinned_cases()
+        except ValueError as exc:  # MATRIX_ARCHS naming an unknown architecture
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        cases = [c.replace(device=args.device) for c in pinned + cellwork.drawn_cases(args.drawn)]
         index = cellwork.produce(Path(args.out), cases)
         print(json.dumps({k: v for k, v in index.items() if k != "failed"}), f"failed={len(index['failed'])}")
         return 0

@@ -113,3 +113,21 @@ def test_missing_tensor_file(tmp_path):
 def test_bad_case_descriptions(text, message):
     with pytest.raises(CaseError, match=message):
         Case.from_json(text)
+
+
+def test_matrix_archs_naming_an_unknown_architecture(monkeypatch, capsys):
+    from matrix.__main__ import main as matrix_main
+
+    monkeypatch.setenv("MATRIX_ARCHS", "llama,lamma")
+    assert matrix_main(["produce", "--out", "unused", "--drawn", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "MATRIX_ARCHS names unknown architectures ['lamma']" in err
+
+
+def test_matrix_archs_keeps_only_the_named_architectures(monkeypatch):
+    from matrix import cellwork
+
+    monkeypatch.setenv("MATRIX_ARCHS", "llama, bart")
+    assert {c.model.arch for c in cellwork.pinned_cases()} == {"llama", "bart"}
+    monkeypatch.delenv("MATRIX_ARCHS")
+    assert {c.model.arch for c in cellwork.pinned_cases()} > {"llama", "bart"}
