@@ -238,7 +238,12 @@ def main(argv=None) -> int:
     p_val.add_argument("--accelerate", help="accelerate for both sides (default: the known-good cell's)")
     p_val.add_argument("--artifacts", help="artifacts of a finished `matrix run` (RUN/artifacts) to consume")
     p_val.add_argument("--out", default="validate-run")
-    p_val.add_argument("--workers", type=int, default=2)
+    p_val.add_argument(
+        "--workers",
+        type=int,
+        default=os.environ.get("PYTEST_WORKERS") or "2",  # a string default goes through type=int too
+        help="pytest-xdist workers for the property suite (default: PYTEST_WORKERS, as tox reads it, else 2)",
+    )
     p_spec = sub.add_parser("pr-spec", help="the PEFT_SPEC for a PEFT pull request, repository+ref, or a spec")
     p_spec.add_argument("--pr", default="", help="a huggingface/peft pull-request number")
     p_spec.add_argument("--repository", default="", help="a GitHub repository OWNER/NAME (with --ref)")

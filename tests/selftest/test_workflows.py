@@ -232,6 +232,8 @@ def act(workflow: str, store: Path, *args: str) -> subprocess.CompletedProcess:
             "PYTEST_ADDOPTS=-k CAUSAL_LM",
             "--env",
             f"MATRIX_ARCHS={FEW_ARCHS}",
+            "--env",
+            "PYTEST_WORKERS=0",  # so few examples: one process, no xdist workers to start (tox, validate)
             *args,
         ],
         capture_output=True,
