@@ -422,8 +422,9 @@ def dtype_roundtrip(ex, case):
         where, fp32 = _saved_and_loaded(ex, case, trained, d / "fp32")
         reference = ex.step("forward", engine.logits, fp32, trained.batch)
         base = _base(ex, case, trained.batch)
+        base_bf16 = ex.step("base", engine.logits, engine.pristine_base(case, dtype="bfloat16"), trained.batch)
+        tol = compare.cast_tolerance("bfloat16", case.device, compare.max_diff(base_bf16, base))
         low = ex.step("load-bf16", engine.load, case, where, base=engine.build_base(case, dtype="bfloat16"))
-        tol = compare.tolerance(compare.DTYPE_CAST, "bfloat16", case.device)
         ex.check(
             "bf16-within-tolerance",
             lambda: assert_equal(

@@ -8,6 +8,7 @@ The compatibility matrix and the property suite both read `tolerance()`.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -136,6 +137,28 @@ def tolerance(kind: str, dtype: str = "float32", device: str = "cpu") -> Toleran
 def reload_tolerance(prefix_projection: bool, dtype: str, device: str) -> Tolerance:
     """Trained model vs the same adapter after save/load (see the table for why)."""
     return tolerance(PROJECTION if prefix_projection else SAME, dtype, device)
+
+
+# A tiny random model can be more sensitive to a cast than the table's atol allows: T5 with
+# d_model=4 moves its *base* logits by 1.3e-1 from fp32 to bf16 (seen: dev profile, seed 13), so
+# the adapter's own cast error (1.2e-1 there) cannot be held to 1e-1. The cast may not add more
+# than this factor times what the base model alone moves by when cast.
+CAST_BASE_FACTOR = 2.0
+
+
+def cast_tolerance(dtype: str, device: str, base_cast_diff: float) -> Tolerance:
+    """An fp32 adapter on a `dtype` base vs the fp32 reference: the DTYPE_CAST entry, its atol
+    widened to CAST_BASE_FACTOR x `base_cast_diff` (the base model's own max |diff| between
+    `dtype` and fp32 on the same inputs) where that is larger."""
+    table = tolerance(DTYPE_CAST, dtype, device)
+    widened = CAST_BASE_FACTOR * base_cast_diff
+    if widened <= table.atol:
+        return table
+    return dataclasses.replace(
+        table,
+        atol=widened,
+        reason=f"{table.reason}; widened to {CAST_BASE_FACTOR:g}x the base model's own cast difference {base_cast_diff:.3e}",
+    )
 
 
 # -- how two outputs fail to agree -----------------------------------------------------------

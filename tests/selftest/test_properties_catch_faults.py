@@ -131,6 +131,7 @@ SCENARIOS = (
     Scenario("multi-adapter", faults.save_active_adapter_only, "second-reproduces", _ALL),
     Scenario("multi-adapter", faults.set_adapter_does_not_switch, "add-adapter", _ALL),
     Scenario("dtype-roundtrip", faults.round_saved_table_to_model_dtype, "table-bitwise-via-bf16", _ALL),
+    Scenario("dtype-roundtrip", faults.another_table_on_low_precision_load, "bf16-within-tolerance", _ALL),
     Scenario("cuda-roundtrip", faults.perturb_loaded_table, "reloaded-equals-trained", _ALL),
     Scenario("cpu-cuda-transfer", _KV, "equals-across-devices", _ALL),
 )
