@@ -8,6 +8,7 @@ Every fault mimics a bug PEFT or transformers has had or could plausibly have.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -125,12 +126,17 @@ def round_saved_table_to_model_dtype(patch: Patch) -> None:
     patch(peft.peft_model.PeftModel, "save_pretrained", save_pretrained)
 
 
-def drop_config_key_on_save(patch: Patch, key: str = "prefix_projection") -> None:
-    """adapter_config.json loses a key on save, so it reloads with the default."""
+def drop_config_key_on_save(patch: Patch, key: str = "prefix_projection", skip_saves: int = 0) -> None:
+    """adapter_config.json loses a key on save, so it reloads with the default (`skip_saves`: the
+    first saves are right and only later ones drop it: a re-save that drifts)."""
     original = peft.config.PeftConfigMixin.save_pretrained
+    saves = [0]
 
     def save_pretrained(self, save_directory, **kwargs):
         original(self, save_directory, **kwargs)
+        saves[0] += 1
+        if saves[0] <= skip_saves:
+            return
         path = Path(save_directory) / "adapter_config.json"
         data = json.loads(path.read_text())
         data.pop(key, None)
@@ -189,6 +195,55 @@ def allow_trainable_prompt_learning(patch: Patch, then: Callable[[torch.Tensor],
     patch(peft.peft_model.PeftModel, "from_pretrained", classmethod(from_pretrained))
     if then is not None:
         _wrap_state_dict_load(patch, then)
+
+
+def save_encoder_weights_too(patch: Patch) -> None:
+    """Saving writes the prompt encoder's training weights next to the table (an extra key the
+    loader would have to ignore, as PEFT's save once carried)."""
+    original = peft.peft_model.get_peft_model_state_dict
+
+    def state_dict(model, *args, **kwargs):
+        out = dict(original(model, *args, **kwargs))
+        name = kwargs.get("adapter_name", "default")
+        out["prompt_encoder.embedding.weight"] = model.prompt_encoder[name].embedding.weight.detach().cpu()
+        return out
+
+    patch(peft.peft_model, "get_peft_model_state_dict", state_dict)
+
+
+def loaded_config_loses_projection(patch: Patch) -> None:
+    """PeftModel.from_pretrained ends with prefix_projection off in the live config it built,
+    whatever adapter_config.json says."""
+    original = peft.peft_model.PeftModel.from_pretrained.__func__
+
+    def from_pretrained(cls, model, model_id, adapter_name="default", **kwargs):
+        loaded = original(cls, model, model_id, adapter_name=adapter_name, **kwargs)
+        loaded.peft_config[adapter_name].prefix_projection = False
+        return loaded
+
+    patch(peft.peft_model.PeftModel, "from_pretrained", classmethod(from_pretrained))
+
+
+def disable_adapter_does_nothing(patch: Patch) -> None:
+    """disable_adapter() is a no-op context: the prefix stays active inside it."""
+    patch(peft.peft_model.PeftModel, "disable_adapter", lambda self: contextlib.nullcontext())
+
+
+def load_adapter_overwrites_others(patch: Patch) -> None:
+    """load_adapter(second) also writes the second table into every other adapter of the same
+    shape (a shared-buffer bug): the first adapter then computes the second's outputs."""
+    original = peft.peft_model.PeftModel.load_adapter
+
+    def load_adapter(self, model_id, adapter_name, *args, **kwargs):
+        result = original(self, model_id, adapter_name, *args, **kwargs)
+        new = self.prompt_encoder[adapter_name].embedding.weight
+        with torch.no_grad():
+            for name, encoder in self.prompt_encoder.items():
+                if name != adapter_name and encoder.embedding.weight.shape == new.shape:
+                    encoder.embedding.weight.copy_(new)
+        return result
+
+    patch(peft.peft_model.PeftModel, "load_adapter", load_adapter)
 
 
 def prefix_detached_from_graph(patch: Patch) -> None:
