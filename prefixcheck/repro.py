@@ -9,6 +9,7 @@ pasted into an upstream issue as it is. It exits 1 and prints FAILED when the ch
 from __future__ import annotations
 
 import ast
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -208,6 +209,23 @@ if not close(a, b, {atol}, {rtol}):
 FOOTER = 'print("OK: the check holds on this install")\n'
 
 
+def _trainer_recipe(prop: str, case: Case, batch: dict) -> tuple[dict, int]:
+    """The eval rows and max_steps the suite's Trainer run used (its rehearsal picks labels that
+    training moves away from); the training rows and the plain step count where the run cannot
+    even be set up here (the script then shows that failure itself)."""
+    from . import trainer
+
+    steps = case.recipe.steps + trainer.EXTRA_STEPS
+    if not prop.startswith("trainer-"):
+        return batch, steps
+    try:
+        with tempfile.TemporaryDirectory(prefix="prefixcheck-repro-") as d:
+            run = trainer.TrainerRun(case, d, max_steps=steps, load_best=prop == "trainer-best-model")
+    except Exception:  # noqa: BLE001 (any failure: the script reproduces it)
+        return batch, steps
+    return {k: v.cpu().tolist() for k, v in run.eval_batch.items()}, run.max_steps
+
+
 def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str = "") -> str:
     """The standalone reproduction script text for `prop` on `case`, checking the claim or step
     `point` where it has its own check (`second`: the other adapter of a multi-adapter case)."""
@@ -225,6 +243,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
     if prop == "generate-first-step":
         tol = tolerance("generate", case.dtype, case.device)
     num_layers = arch.peft_num_layers(case.model)
+    eval_batch, trainer_steps = _trainer_recipe(prop, case, batch)
     fields = dict(
         prop=f"{prop}:{point}" if point else prop,
         describe=case.describe(),
@@ -250,7 +269,8 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
         batch_size=case.recipe.batch_size,
         eval_strategy=trainer._EVAL_STRATEGY,
         cpu_flag=trainer._CPU_FLAG,
-        trainer_steps=case.recipe.steps + trainer.EXTRA_STEPS,
+        trainer_steps=trainer_steps,
+        eval_batch=eval_batch,
         dtype_atol=tolerance(DTYPE_CAST, "bfloat16", case.device).atol,
         dtype_rtol=tolerance(DTYPE_CAST, "bfloat16", case.device).rtol,
         cast_factor=CAST_BASE_FACTOR,

@@ -8,6 +8,10 @@ TRAINER = """\
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
 ROWS = [{{k: v[i].cpu() for k, v in BATCH.items()}} for i in range(len(BATCH["input_ids"]))]
+# Evaluated on the training inputs with the labels training moves away from (the suite's recipe,
+# prefixcheck/trainer.py), so the best checkpoint is an early one, not the last.
+EVAL = {{k: torch.tensor(v) for k, v in {eval_batch!r}.items()}}
+EVAL_ROWS = [{{k: v[i] for k, v in EVAL.items()}} for i in range(len(EVAL["input_ids"]))]
 
 
 class Snapshots(TrainerCallback):
@@ -34,7 +38,7 @@ def run_trainer(output_dir, max_steps, load_best, resume=None):
         metric_for_best_model="eval_loss", greater_is_better=False, report_to=[], seed=SEED, data_seed=SEED,
         remove_unused_columns=False, label_names=["labels"], {cpu_flag}=DEVICE == "cpu",
     )
-    trainer = Trainer(model=peft_model, args=args, train_dataset=ROWS, eval_dataset=ROWS,
+    trainer = Trainer(model=peft_model, args=args, train_dataset=ROWS, eval_dataset=EVAL_ROWS,
                       data_collator=default_data_collator, callbacks=[snaps])
     trainer.train(resume_from_checkpoint=resume)
     losses = {{e["step"]: e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e}}

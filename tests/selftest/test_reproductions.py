@@ -83,3 +83,18 @@ def test_the_uses_prefix_script_catches_a_generate_that_drops_the_prefix(tmp_pat
 
     dropped = any("uses-prefix" in i.places("generate-first-step", BASE) for i in matching("generate-first-step", BASE))
     assert clean.returncode == (1 if dropped else 0), clean.stdout + clean.stderr
+
+
+def test_the_trainer_script_catches_a_trainer_that_keeps_its_last_model(tmp_path):
+    """The script evaluates on the suite's receding labels, so its best checkpoint is an early one
+    and a load_best_model_at_end that restores nothing is caught outside the suite too."""
+    script = repro.write("trainer-best-model", BASE, tmp_path / "best.py")
+    clean = _run(script, tmp_path)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+    faulty = tmp_path / "fault"
+    faulty.mkdir()
+    (faulty / "sitecustomize.py").write_text(
+        "from prefixcheck import faults\nfaults.trainer_keeps_last_model(faults.Patcher())\n"
+    )
+    broken = _run(script, tmp_path, extra_path=faulty)
+    assert broken.returncode == 1 and "differs from the best checkpoint's" in broken.stdout, broken.stdout
