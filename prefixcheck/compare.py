@@ -51,7 +51,7 @@ _TABLE = (
         1e-5,
         "prefix_projection: the saved table is the MLP output at batch 1, the trained model recomputes it "
         "at batch B; matmul blocking differs by a few ulps",
-        "6.0e-8 on logits (ci profile, peft 0.21.2 with transformers 5.23 and 5.24): 0.6% of atol",
+        "4.8e-7 on logits (nightly profile, peft 0.21.2 / transformers 5.23, 2026-11-29): 4.8% of atol",
     ),
     (
         PROJECTION,
@@ -70,7 +70,7 @@ _TABLE = (
         1e-6,
         1e-6,
         "generate()'s prefill builds its own mask/positions and cache path",
-        "6.0e-8 (ci profile, transformers 5.23): 6% of atol",
+        "8.9e-8 (dev profile, seed 12, transformers 5.23): 9% of atol; 7.5e-8 in the nightly profile",
     ),
     (
         GENERATE,
@@ -79,7 +79,7 @@ _TABLE = (
         1e-2,
         0.0,
         "as fp32 generate, one bf16 ulp allowed",
-        "0 (bitwise) on transformers 5.23; 6.8e-3 on 5.24, where generate() drops the prefix (known)",
+        "0 (bitwise) on transformers 5.23 (ci, dev, nightly); 9.0e-3 on 5.24, where generate() drops the prefix (known)",
     ),
     (GENERATE, "float16", None, 2e-3, 0.0, "as fp32 generate, one fp16 ulp allowed", "CUDA only"),
     (
@@ -99,7 +99,7 @@ _TABLE = (
         1e-1,
         5e-2,
         "bf16 keeps 8 mantissa bits: tiny random models' logits (|x| ~ 1) move by ~1e-2 per layer",
-        "2.3e-2 (ci profile, fp32 adapter on a bf16 base): 23% of atol",
+        "4.4e-2 (nightly profile, fp32 adapter on a bf16 base): 44% of atol; where widened (cast_tolerance), 6.8e-2 of 1.05e-1",
     ),
     (
         DEVICE,
