@@ -8,7 +8,6 @@ The compatibility matrix and the property suite both read `tolerance()`.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -99,7 +98,7 @@ _TABLE = (
         1e-1,
         5e-2,
         "bf16 keeps 8 mantissa bits: tiny random models' logits (|x| ~ 1) move by ~1e-2 per layer",
-        "4.4e-2 (nightly profile, fp32 adapter on a bf16 base): 44% of atol; where widened (cast_tolerance), 6.8e-2 of 1.05e-1",
+        "4.4e-2 (nightly profile, fp32 adapter on a bf16 base): 44% of atol (cast_tolerance: inconclusive where the base alone moves by over half of it)",
     ),
     (
         DEVICE,
@@ -139,27 +138,25 @@ def reload_tolerance(prefix_projection: bool, dtype: str, device: str) -> Tolera
     return tolerance(PROJECTION if prefix_projection else SAME, dtype, device)
 
 
-# A tiny random model can be more sensitive to a cast than the table's atol allows: T5 with
-# d_model=4 moves its *base* logits by 1.3e-1 from fp32 to bf16 (seen: dev profile, seed 13), so
-# the adapter's own cast error (1.2e-1 there) cannot be held to 1e-1. The cast may not add more
-# than this factor times what the base model alone moves by when cast.
-CAST_BASE_FACTOR = 2.0
+# A tiny random model can be more sensitive to a cast than the table's atol allows: a T5 with
+# d_model=4 moves its *base* logits by 1.2e-1 to 1.3e-1 from fp32 to bf16, and the adapter on it
+# by up to 3.5e-1 (dev profile, seed 13, both pin sets). Where the base alone uses more than this
+# share of the cast tolerance, a cast error of the adapter cannot be told from the model's own
+# sensitivity: the claim is inconclusive there, never widened (a widened bound still flaked).
+CAST_BASE_SHARE = 0.5
 
 
 def cast_tolerance(dtype: str, device: str, base_cast_diff: float) -> Tolerance:
-    """An fp32 adapter on a `dtype` base vs the fp32 reference: the DTYPE_CAST entry, its atol
-    widened to CAST_BASE_FACTOR x `base_cast_diff` (the base model's own max |diff| between
-    `dtype` and fp32 on the same inputs) where that is larger."""
+    """An fp32 adapter on a `dtype` base vs the fp32 reference: the DTYPE_CAST entry, provided the
+    base model alone (`base_cast_diff`, its max |diff| between `dtype` and fp32 on the same inputs)
+    stays within CAST_BASE_SHARE of it; Inconclusive otherwise."""
     table = tolerance(DTYPE_CAST, dtype, device)
-    widened = CAST_BASE_FACTOR * base_cast_diff
-    if widened <= table.atol:
-        return table
-    return dataclasses.replace(
-        table,
-        atol=widened,
-        key=f"{table.key}/widened",
-        reason=f"{table.reason}; widened to {CAST_BASE_FACTOR:g}x the base model's own cast difference {base_cast_diff:.3e}",
-    )
+    if base_cast_diff > CAST_BASE_SHARE * table.atol:
+        raise Inconclusive(
+            f"the base model alone moves by {base_cast_diff:.3e} when cast to {dtype} (over "
+            f"{CAST_BASE_SHARE:g} of the {table.atol:g} tolerance): too sensitive to judge the adapter's cast"
+        )
+    return table
 
 
 # -- how two outputs fail to agree -----------------------------------------------------------
@@ -235,8 +232,7 @@ OBSERVED: dict[str, tuple[float, float]] = {}
 
 
 def _observe(tol: Tolerance, diff: float) -> None:
-    """Keep, per entry, the pass that used the largest share of its atol (an entry's atol is fixed,
-    except a widened cast tolerance, which is kept under its own key)."""
+    """Keep, per entry, the pass that used the largest share of its atol."""
     if not tol.bitwise:
         name = tol.key or tol.reason
         seen, atol = OBSERVED.get(name, (0.0, tol.atol))

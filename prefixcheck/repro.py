@@ -230,7 +230,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
     """The standalone reproduction script text for `prop` on `case`, checking the claim or step
     `point` where it has its own check (`second`: the other adapter of a multi-adapter case)."""
     from . import trainer  # imports torch/transformers; keep this module light until a script is made
-    from .compare import CAST_BASE_FACTOR, DTYPE_CAST
+    from .compare import CAST_BASE_SHARE, DTYPE_CAST
     from .engine import make_batch, model_config
 
     arch = architectures.get(case.model.arch)
@@ -273,7 +273,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
         eval_batch=eval_batch,
         dtype_atol=tolerance(DTYPE_CAST, "bfloat16", case.device).atol,
         dtype_rtol=tolerance(DTYPE_CAST, "bfloat16", case.device).rtol,
-        cast_factor=CAST_BASE_FACTOR,
+        cast_share=CAST_BASE_SHARE,
         second=_second_adapter(case, second),
     )
     body = CHECKS.get(f"{prop}:{point}") or CHECKS.get(prop, GENERIC)

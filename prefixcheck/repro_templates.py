@@ -116,13 +116,15 @@ def build_as(dtype):
 
 
 reference = logits(reloaded)
-# the base model's own cast error: a tiny model can move by more than {dtype_atol} in bf16 alone
+# the base model's own cast error: a tiny model can move by most of {dtype_atol} in bf16 alone
 base_cast = (logits(build_as(torch.bfloat16)) - logits(build_as(torch.float32))).abs().max().item()
-atol = max({dtype_atol}, {cast_factor} * base_cast)
+if base_cast > {cast_share} * {dtype_atol}:
+    print(f"INCONCLUSIVE: the base model alone moves by {{base_cast:.3e}} in bf16")
+    sys.exit(0)
 low = PeftModel.from_pretrained(build_as(torch.bfloat16), adapter_dir, adapter_name=ADAPTER).eval()
 got = logits(low)
-if not close(got, reference, atol, {dtype_rtol}):
-    fail(f"fp32 adapter on a bf16 base is off by {{(got - reference).abs().max().item():.3e}} (atol {{atol:.3e}})")
+if not close(got, reference, {dtype_atol}, {dtype_rtol}):
+    fail(f"fp32 adapter on a bf16 base is off by {{(got - reference).abs().max().item():.3e}}")
 second = tempfile.mkdtemp()
 low.save_pretrained(second)
 second_dir = second if ADAPTER == "default" else second + "/" + ADAPTER
