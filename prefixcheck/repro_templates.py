@@ -8,8 +8,8 @@ TRAINER = """\
 from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
 ROWS = [{{k: v[i].cpu() for k, v in BATCH.items()}} for i in range(len(BATCH["input_ids"]))]
-# Evaluated on the training inputs with the labels training moves away from (the suite's recipe,
-# prefixcheck/trainer.py), so the best checkpoint is an early one, not the last.
+# Evaluated on the training inputs with the labels training moves away from (chosen by a short
+# rehearsal of this run), so the best checkpoint is an early one, not the last.
 EVAL = {{k: torch.tensor(v) for k, v in {eval_batch!r}.items()}}
 EVAL_ROWS = [{{k: v[i] for k, v in EVAL.items()}} for i in range(len(EVAL["input_ids"]))]
 
