@@ -26,6 +26,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from .cells import CellError
+
 ROOT = Path(__file__).resolve().parents[1]
 TEST_STACK = ["hypothesis>=6.100", "pytest>=8", "pytest-xdist>=3.5", "packaging>=23", "safetensors>=0.4", "tox>=4.20"]
 
@@ -260,7 +262,14 @@ def main(argv=None) -> int:
     p_con.add_argument("--out", required=True)
     p_con.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except CellError as exc:  # an unknown or unusable cell: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
+
+def _dispatch(args) -> int:
     if args.command == "run":
         return run(args)
     if args.command == "cells":
@@ -289,6 +298,9 @@ def main(argv=None) -> int:
     if args.command == "report":
         from . import report
 
+        if not Path(args.dir).is_dir():
+            print(f"error: {args.dir}: no such results folder (give the --out of a `matrix run`)", file=sys.stderr)
+            return 2
         report.write(Path(args.dir))
         return 0
     from . import cellwork

@@ -131,3 +131,19 @@ def test_matrix_archs_keeps_only_the_named_architectures(monkeypatch):
     assert {c.model.arch for c in cellwork.pinned_cases()} == {"llama", "bart"}
     monkeypatch.delenv("MATRIX_ARCHS")
     assert {c.model.arch for c in cellwork.pinned_cases()} > {"llama", "bart"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["report", "no-such-folder"], "no-such-folder: no such results folder"),
+        (["run", "--cells", "peft-0.17.1,nope", "--out", "unused"], "unknown cell 'nope'"),
+    ],
+)
+def test_matrix_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    from matrix.__main__ import main as matrix_main
+
+    monkeypatch.chdir(tmp_path)
+    assert matrix_main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
