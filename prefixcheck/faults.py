@@ -22,12 +22,18 @@ import transformers
 Patch = Callable[[object, str, object], None]
 
 
-def _wrap_state_dict_load(patch: Patch, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Change the prefix table on its way from disk into the model (PeftModel.load_adapter)."""
+def _wrap_state_dict_load(
+    patch: Patch,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    when: Callable[[torch.nn.Module], bool] = lambda model: True,
+) -> None:
+    """Change the prefix table on its way from disk into the model (PeftModel.load_adapter),
+    on loads into models for which `when(model)` holds."""
     original = peft.peft_model.set_peft_model_state_dict
 
     def set_state_dict(model, state_dict, *args, **kwargs):
-        state_dict = {k: transform(v) if k.endswith("prompt_embeddings") else v for k, v in state_dict.items()}
+        if when(model):
+            state_dict = {k: transform(v) if k.endswith("prompt_embeddings") else v for k, v in state_dict.items()}
         return original(model, state_dict, *args, **kwargs)
 
     patch(peft.peft_model, "set_peft_model_state_dict", set_state_dict)
@@ -70,20 +76,11 @@ def load_another_table(patch: Patch) -> None:
 def another_table_on_low_precision_load(patch: Patch) -> None:
     """Loading into a bf16/fp16 base puts a different (random) table in place of the saved one (a
     cast path that reads the wrong tensor); loads into fp32 are untouched."""
-    original = peft.peft_model.set_peft_model_state_dict
-
-    def set_state_dict(model, state_dict, *args, **kwargs):
-        low = next(model.get_base_model().parameters()).dtype in (torch.bfloat16, torch.float16)
-        if low:
-            state_dict = {
-                k: torch.randn_like(v, generator=torch.Generator().manual_seed(7))
-                if k.endswith("prompt_embeddings")
-                else v
-                for k, v in state_dict.items()
-            }
-        return original(model, state_dict, *args, **kwargs)
-
-    patch(peft.peft_model, "set_peft_model_state_dict", set_state_dict)
+    _wrap_state_dict_load(
+        patch,
+        lambda t: torch.randn_like(t, generator=torch.Generator().manual_seed(7)),
+        when=lambda model: next(model.get_base_model().parameters()).dtype in (torch.bfloat16, torch.float16),
+    )
 
 
 def save_training_embedding(patch: Patch) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -16,6 +15,14 @@ from tests.properties._common import SEED_CASE
 from tests.selftest.test_properties_catch_faults import BASE, PROJECTED, SECOND
 
 pytestmark = pytest.mark.selftest
+
+
+def _run_with_fault(script, tmp_path, fault: str):
+    """Run `script` with `faults.<fault>` injected into PEFT through sitecustomize."""
+    faulty = tmp_path / "fault"
+    faulty.mkdir(exist_ok=True)
+    (faulty / "sitecustomize.py").write_text(f"from prefixcheck import faults\nfaults.{fault}\n")
+    return _run(script, tmp_path, extra_path=faulty)
 
 
 def _run(script, cwd, extra_path=None):
@@ -38,17 +45,9 @@ def test_a_script_passes_clean_and_fails_with_the_fault(tmp_path):
     script = repro.write("reload-equality", BASE, tmp_path / "repro.py")
     clean = _run(script, tmp_path)
     assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
-    faulty = tmp_path / "fault"
-    faulty.mkdir()
-    (faulty / "sitecustomize.py").write_text(
-        textwrap.dedent(
-            f"""
-            from prefixcheck import faults
-            faults.swap_key_and_value_on_load(faults.Patcher(), num_layers={BASE.model.num_layers})
-            """
-        )
+    broken = _run_with_fault(
+        script, tmp_path, f"swap_key_and_value_on_load(faults.Patcher(), num_layers={BASE.model.num_layers})"
     )
-    broken = _run(script, tmp_path, extra_path=faulty)
     assert broken.returncode == 1 and "FAILED: reloaded logits differ" in broken.stdout, broken.stdout + broken.stderr
 
 
@@ -71,12 +70,7 @@ def test_claim_scripts_compile(key):
 def test_the_uses_prefix_script_catches_a_generate_that_drops_the_prefix(tmp_path):
     script = repro.write("generate-first-step", BASE, tmp_path / "uses.py", point="uses-prefix")
     clean = _run(script, tmp_path)
-    faulty = tmp_path / "fault"
-    faulty.mkdir()
-    (faulty / "sitecustomize.py").write_text(
-        "from prefixcheck import faults\nfaults.generate_ignores_prefix(faults.Patcher())\n"
-    )
-    broken = _run(script, tmp_path, extra_path=faulty)
+    broken = _run_with_fault(script, tmp_path, "generate_ignores_prefix(faults.Patcher())")
     assert broken.returncode == 1 and "the prefix is not used" in broken.stdout, broken.stdout + broken.stderr
     # clean: passes where generate() uses the prefix; where this install's generate() drops it, fails the same way
     from prefixcheck.known_issues import matching
@@ -91,10 +85,5 @@ def test_the_trainer_script_catches_a_trainer_that_keeps_its_last_model(tmp_path
     script = repro.write("trainer-best-model", BASE, tmp_path / "best.py")
     clean = _run(script, tmp_path)
     assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
-    faulty = tmp_path / "fault"
-    faulty.mkdir()
-    (faulty / "sitecustomize.py").write_text(
-        "from prefixcheck import faults\nfaults.trainer_keeps_last_model(faults.Patcher())\n"
-    )
-    broken = _run(script, tmp_path, extra_path=faulty)
+    broken = _run_with_fault(script, tmp_path, "trainer_keeps_last_model(faults.Patcher())")
     assert broken.returncode == 1 and "differs from the best checkpoint's" in broken.stdout, broken.stdout
