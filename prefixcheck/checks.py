@@ -65,9 +65,16 @@ def config_diff(left: dict, right: dict, what: str, names: tuple[str, str]) -> N
         raise compare.ValueChanged(f"adapter_config.json {what}: " + "; ".join(diff))
 
 
-def expected_table_shape(case: Case) -> tuple[int, int]:
+def expected_table_shape(case: Case, live_config=None) -> tuple[int, int]:
+    """(num_virtual_tokens, num_layers * 2 * token_dim). A curated architecture's sizes are derived
+    here, independently of PEFT (so a mis-sized prefix, as before peft#1901, shows); a discovered
+    family's are those of the live PrefixTuningConfig, as PEFT read them from the model's config
+    (its per-layer special cases, e.g. Gemma 4's largest KV footprint, are PEFT's to decide)."""
     arch = architectures.get(case.model.arch)
-    return (case.prefix.num_virtual_tokens, arch.peft_num_layers(case.model) * 2 * arch.peft_token_dim(case.model))
+    nvt = case.prefix.num_virtual_tokens
+    if arch.curated or live_config is None:
+        return (nvt, arch.peft_num_layers(case.model) * 2 * arch.peft_token_dim(case.model))
+    return (nvt, live_config.num_layers * 2 * live_config.token_dim)
 
 
 # -- what PEFT writes ----------------------------------------------------------------------
@@ -75,6 +82,7 @@ def expected_table_shape(case: Case) -> tuple[int, int]:
 def saved_shapes(ex, case):
     trained = _trained(ex, case)
     live = engine.prefix_table(trained.model, case.prefix.adapter_name)
+    expected = expected_table_shape(case, trained.model.peft_config[case.prefix.adapter_name])
     with engine.scratch() as d:
         ex.step("save", engine.save, trained.model, d)
         config, tensors = ex.step("read", read_adapter, engine.adapter_dir(d, case.prefix.adapter_name))
@@ -83,9 +91,9 @@ def saved_shapes(ex, case):
         if "prompt_embeddings" not in tensors:
             raise compare.ShapeMismatch(f"no prompt_embeddings among the saved tensors {sorted(tensors)}")
         shape = tuple(tensors["prompt_embeddings"].shape)
-        if shape != expected_table_shape(case):
+        if shape != expected:
             raise compare.ShapeMismatch(
-                f"prompt_embeddings {shape} != (nvt, layers*2*token_dim) {expected_table_shape(case)}"
+                f"prompt_embeddings {shape} != (nvt, layers*2*token_dim) {expected}"
             )
 
     def nothing_else():
@@ -250,6 +258,132 @@ def generate_roundtrip(ex, case):
             )
 
     ex.check("tokens-survive", tokens_equal)
+
+
+# -- every input path ----------------------------------------------------------------------
+def _rows(batch, which) -> dict[str, torch.Tensor]:
+    return {k: v[which] for k, v in batch.items()}
+
+
+@body("input-paths")
+def input_paths(ex, case):
+    trained = _trained(ex, case)
+    with engine.scratch() as d:
+        _, model = _saved_and_loaded(ex, case, trained, d)
+    batch = engine.inputs_only(trained.batch)
+    ids = ex.step("forward", engine.logits, model, batch)
+    base_model = engine.pristine_base(case)
+    base = _base(ex, case, batch)
+    unpadded = trained.batch["attention_mask"].bool().all(dim=1)
+
+    def embeds_equal_ids():
+        rows = unpadded  # a padded row may take its positions from the pad tokens in the ids (RoBERTa)
+        fed = {k: v for k, v in batch.items() if k != "input_ids"}
+        got = engine.logits(model, {**fed, "inputs_embeds": engine.embed(model, batch["input_ids"])})
+        assert_equal(got[rows], ids[rows], BITWISE, "inputs_embeds vs input_ids logits", base=base[rows])
+
+    def no_mask_equals_ones():
+        sub = _rows(batch, unpadded)
+        with_ones = engine.logits(model, sub)
+        without = engine.logits(model, {k: v for k, v in sub.items() if k != "attention_mask"})
+        tol = compare.tolerance(compare.BATCH_SHAPE, case.dtype, case.device)
+        assert_equal(without, with_ones, tol, "no attention_mask vs an all-ones mask", base=base[unpadded])
+
+    def labels_leave_logits():
+        model.eval()
+        with torch.no_grad():
+            out = model(**{k: v for k, v in trained.batch.items()})
+        if out.loss is None or not torch.isfinite(out.loss):
+            raise compare.NonFinite(f"forward with labels gives loss {out.loss}")
+        assert_equal(out.logits.float().cpu(), ids, BITWISE, "logits with labels vs without", base=base)
+
+    def padded_row_equals_alone():
+        if case.recipe.padding_side != "right" or not case.recipe.num_padded:
+            raise ValueError("input-paths needs a right-padded row (draw cases with padded=True, padding_side='right')")
+        real = case.recipe.seq_len - case.recipe.num_padded
+        alone = {k: v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:] for k, v in batch.items()}
+        got = engine.logits(model, alone)
+        want = ids[-1:]
+        if case.task in ("CAUSAL_LM", "TOKEN_CLS"):  # one output per input position: the real ones
+            want = want[:, :real]
+        tol = compare.tolerance(compare.BATCH_SHAPE, case.dtype, case.device)
+        assert_equal(
+            got, want, tol, "the right-padded row in its batch vs alone", base=engine.logits(base_model, alone)
+        )
+
+    ex.check("embeds-equal-ids", embeds_equal_ids)
+    ex.check("no-mask-equals-ones", no_mask_equals_ones)
+    ex.check("labels-leave-logits", labels_leave_logits)
+    ex.check("padded-row-equals-alone", padded_row_equals_alone)
+
+
+@body("generate-paths")
+def generate_paths(ex, case):
+    trained = _trained(ex, case)
+    with engine.scratch() as d:
+        _, model = _saved_and_loaded(ex, case, trained, d)
+    batch = trained.batch
+    unpadded = batch["attention_mask"].bool().all(dim=1)
+    if not unpadded.any():
+        raise ValueError("generate-paths needs a row without padding (draw cases with min_batch=2)")
+    greedy = ex.step("generate", engine.generate, model, case, batch)
+    new = engine.new_tokens_of(greedy)
+    forward = ex.step("forward", engine.continuation_logits, model, case, batch, new)
+    base_model = engine.pristine_base(case)
+    base = ex.step("base", engine.continuation_logits, base_model, case, batch, new)
+    gen_tol = compare.tolerance(compare.GENERATE, case.dtype, case.device)
+
+    def every_step():
+        for k, step in enumerate(greedy.step_logits):
+            assert_equal(step[unpadded], forward[unpadded, k], gen_tol,
+                         f"generate() step {k + 1} vs a forward pass over the prompt and {k} generated tokens",
+                         base=base[unpadded, k])  # fmt: skip
+
+    def second_call():
+        again = engine.generate(model, case, batch)
+        for k, (a, b) in enumerate(zip(again.step_logits, greedy.step_logits, strict=True)):
+            assert_equal(a, b, BITWISE, f"second generate() call, step {k + 1}, vs the first")
+        if not torch.equal(again.sequences, greedy.sequences):
+            raise compare.ValueChanged(
+                f"a second generate() gives {again.sequences.tolist()} after {greedy.sequences.tolist()}"
+            )
+
+    def beam_matches_forward():
+        beam = engine.generate(model, case, batch, num_beams=2)
+        tokens = engine.new_tokens_of(beam)[unpadded]
+        sub = _rows(batch, unpadded)
+        scored = torch.log_softmax(engine.continuation_logits(model, case, sub, tokens)[:, :-1].float(), dim=-1)
+        summed = scored.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(-1)
+        plain = torch.log_softmax(engine.continuation_logits(base_model, case, sub, tokens)[:, :-1].float(), dim=-1)
+        base_sum = plain.gather(-1, tokens.unsqueeze(-1)).squeeze(-1).sum(-1)
+        tol = compare.tolerance(compare.BATCH_SHAPE, case.dtype, case.device)
+        assert_equal(beam.sequences_scores[unpadded], summed, tol,
+                     "beam search's score of its best sequence vs the forward pass's summed log-probabilities",
+                     base=base_sum)  # fmt: skip
+
+    def embeds_generate():
+        fed = engine.generate(model, case, batch, from_embeds=True)
+        got = engine.new_tokens_of(fed)
+        for k, (a, b) in enumerate(zip(fed.step_logits, greedy.step_logits, strict=True)):
+            assert_equal(a[unpadded], b[unpadded], gen_tol, f"generate(inputs_embeds) step {k + 1} vs from input_ids",
+                         base=base[unpadded, k])  # fmt: skip
+        if not torch.equal(got[unpadded], new[unpadded]):
+            raise compare.ValueChanged(
+                f"generate(inputs_embeds) gives {got[unpadded].tolist()}, from input_ids {new[unpadded].tolist()}"
+            )
+
+    def no_cache():
+        inputs = engine.inputs_only(batch)
+        cached = engine.logits(model, {**inputs, "use_cache": True})
+        uncached = engine.logits(model, {**inputs, "use_cache": False})
+        assert_equal(uncached, cached, BITWISE, "use_cache=False vs use_cache=True logits",
+                     base=engine.logits(base_model, inputs))  # fmt: skip
+
+    ex.check("every-step-matches-forward", every_step)
+    ex.check("second-call-identical", second_call)
+    ex.check("beam-matches-forward", beam_matches_forward)
+    ex.check("embeds-generate-equals-ids", embeds_generate)
+    ex.check("no-cache-equals-cache", no_cache)
 
 
 # -- Trainer checkpoints -----------------------------------------------------------------

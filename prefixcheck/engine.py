@@ -73,10 +73,9 @@ _GENERATE_HAS_LOGITS = "output_logits" in inspect.signature(
 # -- models ------------------------------------------------------------------------------
 def model_config(case: Case):
     arch = architectures.get(case.model.arch)
-    cfg = transformers.AutoConfig.for_model(arch.model_type, **arch.config_kwargs(case.model))
-    if case.task in architectures.NUM_LABELS:
-        cfg.num_labels = architectures.NUM_LABELS[case.task]
-    return cfg
+    return transformers.AutoConfig.for_model(
+        arch.model_type, **arch.config_kwargs(case.model), **arch.task_kwargs(case.task)
+    )
 
 
 def auto_class(task: str):
@@ -222,28 +221,75 @@ def base_logits(model: PeftModel, batch: dict[str, torch.Tensor]) -> torch.Tenso
 class Generation:
     sequences: torch.Tensor
     first_step_logits: torch.Tensor
+    step_logits: tuple[torch.Tensor, ...] = ()  # every step's raw logits, first included
+    sequences_scores: torch.Tensor | None = None  # beam search: the returned sequences' scores
 
 
 @torch.no_grad()
 def generate(
-    model: torch.nn.Module, case: Case, batch: dict[str, torch.Tensor], new_tokens: int = MAX_NEW_TOKENS
+    model: torch.nn.Module,
+    case: Case,
+    batch: dict[str, torch.Tensor],
+    new_tokens: int = MAX_NEW_TOKENS,
+    num_beams: int = 1,
+    from_embeds: bool = False,
 ) -> Generation:
-    """Greedy decoding of a few tokens; the first step's raw logits come along."""
+    """Greedy (or beam-search) decoding of exactly `new_tokens` tokens; the raw logits of every
+    step come along. `from_embeds`: feed the model's own embedding of the ids as inputs_embeds."""
     model.eval()
+    inputs = {"attention_mask": batch["attention_mask"]}
+    if from_embeds:
+        inputs["inputs_embeds"] = embed(model, batch["input_ids"])
+    else:
+        inputs["input_ids"] = batch["input_ids"]
     kwargs = dict(
-        input_ids=batch["input_ids"],
-        attention_mask=batch["attention_mask"],
         max_new_tokens=new_tokens,
         min_new_tokens=new_tokens,
         do_sample=False,
-        num_beams=1,
+        num_beams=num_beams,
         pad_token_id=architectures.PAD,
         return_dict_in_generate=True,
     )
-    kwargs["output_logits" if _GENERATE_HAS_LOGITS else "output_scores"] = True
-    out = model.generate(**kwargs)
-    steps = out.logits if _GENERATE_HAS_LOGITS else out.scores
-    return Generation(out.sequences.cpu(), steps[0].float().cpu())
+    if num_beams > 1:  # scores are sums of log-probabilities, not divided by a length
+        kwargs.update(length_penalty=0.0, early_stopping=True, output_scores=True)
+    else:
+        kwargs["output_logits" if _GENERATE_HAS_LOGITS else "output_scores"] = True
+    out = model.generate(**inputs, **kwargs)
+    steps = out.logits if (_GENERATE_HAS_LOGITS and num_beams == 1) else out.scores
+    scores = getattr(out, "sequences_scores", None)
+    return Generation(
+        out.sequences.cpu(),
+        steps[0].float().cpu(),
+        tuple(s.float().cpu() for s in steps),
+        None if scores is None else scores.float().cpu(),
+    )
+
+
+def embed(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """The model's own input embedding of `input_ids` (what inputs_embeds stands in for)."""
+    return model.get_input_embeddings()(input_ids)
+
+
+@torch.no_grad()
+def continuation_logits(model: torch.nn.Module, case: Case, batch: dict[str, torch.Tensor], new: torch.Tensor):
+    """A plain forward pass over the prompt and `new` generated tokens ([batch, k]): the logits
+    at the positions that predict each new token and the one after ([batch, k+1, vocab])."""
+    k = new.shape[1]
+    if case.task == "SEQ_2_SEQ_LM":
+        start = model_config(case).decoder_start_token_id
+        decoder = torch.cat([torch.full_like(new[:, :1], start), new], dim=1)
+        out = logits(model, {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
+                             "decoder_input_ids": decoder})  # fmt: skip
+        return out[:, -(k + 1) :, :]
+    ids = torch.cat([batch["input_ids"], new.to(batch["input_ids"].device)], dim=1)
+    mask = torch.cat([batch["attention_mask"], torch.ones_like(new).to(batch["attention_mask"].device)], dim=1)
+    return logits(model, {"input_ids": ids, "attention_mask": mask})[:, -(k + 1) :, :]
+
+
+def new_tokens_of(generation: Generation) -> torch.Tensor:
+    """The generated tokens alone (a causal LM's sequences start with the prompt unless generated
+    from inputs_embeds; a seq2seq model's with the decoder start token): one per step."""
+    return generation.sequences[:, -len(generation.step_logits) :]
 
 
 @contextlib.contextmanager
@@ -358,8 +404,11 @@ __all__ = [
     "build_base",
     "pristine_base",
     "build_model",
+    "continuation_logits",
+    "embed",
     "generate",
     "load",
+    "new_tokens_of",
     "logits",
     "make_batch",
     "model_config",

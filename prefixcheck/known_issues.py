@@ -38,6 +38,9 @@ def case_facts(case: Case) -> dict[str, object]:
     lay = case.model.layout
     return {
         "arch": case.model.arch,
+        "encoder_decoder": arch.encoder_decoder,
+        "curated": arch.curated,  # a hand-written config (architectures/curated.py) or a discovered family
+        "positions": arch.positions,  # rotary, alibi, relative, absolute, none
         "task": case.task,
         "prefix_projection": case.prefix.prefix_projection,
         "dtype": case.dtype,

@@ -97,6 +97,9 @@ CHECKS = {
 from safetensors.torch import load_file
 table = load_file(adapter_dir + "/adapter_model.safetensors")["prompt_embeddings"]
 expected = {expected_shape!r}
+if expected is None:  # a discovered family: the sizes PEFT read from the model's config
+    saved = PeftConfig.from_pretrained(adapter_dir)
+    expected = (PREFIX["num_virtual_tokens"], saved.num_layers * 2 * saved.token_dim)
 if tuple(table.shape) != expected:
     fail(f"prompt_embeddings shape {{tuple(table.shape)}} != expected {{expected}}")
 """,
@@ -196,6 +199,14 @@ if not torch.equal(table, live):
     }
 )
 
+CHECKS.update({f"input-paths:{claim}": ROUNDTRIP + body for claim, body in templates.INPUT_PATHS.items()})
+CHECKS.update(
+    {
+        f"generate-paths:{claim}": ROUNDTRIP + templates.GENERATE_SETUP + body
+        for claim, body in templates.GENERATE_PATHS.items()
+    }
+)
+
 GENERIC = (
     ROUNDTRIP
     + """\
@@ -230,14 +241,12 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
     """The standalone reproduction script text for `prop` on `case`, checking the claim or step
     `point` where it has its own check (`second`: the other adapter of a multi-adapter case)."""
     from . import trainer  # imports torch/transformers; keep this module light until a script is made
-    from .compare import CAST_BASE_SHARE, DTYPE_CAST
+    from .compare import BATCH_SHAPE, CAST_BASE_SHARE, DTYPE_CAST, GENERATE
     from .engine import make_batch, model_config
 
     arch = architectures.get(case.model.arch)
     prefix = case.prefix.config_kwargs(case.task)
-    config = arch.config_kwargs(case.model)
-    if case.task in architectures.NUM_LABELS:
-        config["num_labels"] = architectures.NUM_LABELS[case.task]
+    config = {**arch.config_kwargs(case.model), **arch.task_kwargs(case.task)}
     batch = {k: v.cpu().tolist() for k, v in make_batch(case).items()}
     tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
     if prop == "generate-first-step":
@@ -263,7 +272,9 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
         lr=case.recipe.learning_rate,
         atol=tol.atol,
         rtol=tol.rtol,
-        expected_shape=(case.prefix.num_virtual_tokens, num_layers * 2 * arch.peft_token_dim(case.model)),
+        expected_shape=(case.prefix.num_virtual_tokens, num_layers * 2 * arch.peft_token_dim(case.model))
+        if arch.curated
+        else None,
         seq2seq=case.task == "SEQ_2_SEQ_LM",
         decoder_start=model_config(case).decoder_start_token_id if case.task == "SEQ_2_SEQ_LM" else 0,
         batch_size=case.recipe.batch_size,
@@ -275,6 +286,14 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
         dtype_rtol=tolerance(DTYPE_CAST, "bfloat16", case.device).rtol,
         cast_share=CAST_BASE_SHARE,
         second=_second_adapter(case, second),
+        seq_cls=case.task == "SEQ_CLS",
+        seq_len=case.recipe.seq_len,
+        num_padded=case.recipe.num_padded,
+        per_position=case.task in ("CAUSAL_LM", "TOKEN_CLS"),
+        batch_atol=tolerance(BATCH_SHAPE, case.dtype, case.device).atol,
+        batch_rtol=tolerance(BATCH_SHAPE, case.dtype, case.device).rtol,
+        gen_atol=tolerance(GENERATE, case.dtype, case.device).atol,
+        gen_rtol=tolerance(GENERATE, case.dtype, case.device).rtol,
     )
     body = CHECKS.get(f"{prop}:{point}") or CHECKS.get(prop, GENERIC)
     if prop == "multi-adapter" and second is not None:

@@ -1,4 +1,4 @@
-"""The tiny architectures the suite builds, and what each one's attention looks like.
+"""The curated architectures: hand-written tiny configs, and what each one's attention looks like.
 
 Every model is built from a config with random weights (never a hub id). An `Architecture`
 says how a `ModelSpec` becomes config keyword arguments, which attention layouts it can express
@@ -10,10 +10,12 @@ exotic, so Hypothesis' `sampled_from` shrinks a failure towards Llama.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 
-from .case import AttentionLayout, ModelSpec
+from ..case import AttentionLayout, ModelSpec
+from . import generic
 
 # How a layout may vary, per architecture family.
 MHA = "mha"  # num_kv_heads == num_heads, head_dim == hidden / heads (GPT-2, OPT, BERT, ...)
@@ -21,6 +23,7 @@ GQA = "gqa"  # num_kv_heads divides num_heads, head_dim == hidden / heads (Llama
 EXPLICIT = "explicit"  # GQA plus a head_dim set independently of hidden (Qwen3, Mistral, Gemma)
 MQA = "mqa"  # num_kv_heads is 1 (multi_query) or num_heads (GPTBigCode)
 INNER = "inner"  # T5: d_kv * num_heads may differ from d_model, no GQA
+GENERIC = "generic"  # a discovered family: the layouts discovery saw build (discovery.py)
 
 # Auto class per task, by name so importing this module stays cheap.
 AUTO_CLASS = {
@@ -35,8 +38,8 @@ _AUTO_MAPPING = {
     "SEQ_CLS": "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES",
     "TOKEN_CLS": "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES",
 }
-NUM_LABELS = {"SEQ_CLS": 2, "TOKEN_CLS": 3}
-PAD, BOS_EOS = 0, 1  # token ids; inputs are drawn from [2, vocab) so both stay distinct
+NUM_LABELS = generic.NUM_LABELS
+PAD, BOS_EOS = generic.PAD, generic.BOS_EOS
 
 
 @dataclass(frozen=True)
@@ -48,11 +51,30 @@ class Architecture:
     head_dims: tuple[int, ...] = (4, 8)
     max_heads: int = 4
     encoder_decoder: bool = False
+    layouts: tuple[AttentionLayout, ...] = ()  # GENERIC: the layouts discovery saw build, simplest first
+    layer_counts: tuple[int, ...] = ()  # GENERIC: the layer counts discovery saw build
+
+    @property
+    def curated(self) -> bool:
+        return self.family != GENERIC
 
     def config_kwargs(self, spec: ModelSpec) -> dict:
         lay, n = spec.layout, spec.num_layers
+        if not self.curated:
+            return generic.tiny_kwargs(self.model_type, lay, n, spec.vocab_size)
         common = {"vocab_size": spec.vocab_size, "pad_token_id": PAD, "bos_token_id": BOS_EOS, "eos_token_id": BOS_EOS}
         return {**common, **_BUILDERS[self.name](lay, n)}
+
+    @property
+    def positions(self) -> str:
+        """rotary, alibi, relative, absolute or none (generic.position_kind)."""
+        return generic.position_kind(self.model_type)
+
+    def task_kwargs(self, task: str) -> dict:
+        """Config fields the task's head needs (its label count, ...)."""
+        if self.curated:
+            return {"num_labels": NUM_LABELS[task]} if task in NUM_LABELS else {}
+        return generic.task_kwargs(self.model_type, task)
 
     def peft_token_dim(self, spec: ModelSpec) -> int:
         """The per-layer prefix width PEFT gives this model (peft utils/other.py
@@ -61,7 +83,7 @@ class Architecture:
         model width. Whether a config declares it depends on the installed transformers (GPTBigCode
         gained it in 5.x), so it is read off the config rather than assumed."""
         lay = spec.layout
-        if _declares_kv_heads(self.model_type, frozenset(self.config_kwargs(spec).items())):
+        if _declares_kv_heads(self.model_type, json.dumps(self.config_kwargs(spec), sort_keys=True)):
             return lay.num_kv_heads * lay.head_dim
         return lay.hidden_size
 
@@ -219,14 +241,6 @@ ARCHITECTURES: tuple[Architecture, ...] = (
     Architecture("bert", "bert", MHA, (CLS, TOK)),
     Architecture("roberta", "roberta", MHA, (CLS, TOK)),
 )
-BY_NAME = {a.name: a for a in ARCHITECTURES}
-
-
-def get(name: str) -> Architecture:
-    try:
-        return BY_NAME[name]
-    except KeyError:
-        raise KeyError(f"unknown architecture {name!r}; known: {', '.join(BY_NAME)}") from None
 
 
 @cache
@@ -244,10 +258,14 @@ def _has_head(model_type: str, task: str) -> bool:
 
 
 @cache
-def _declares_kv_heads(model_type: str, kwargs: frozenset) -> bool:
+def _declares_kv_heads(model_type: str, kwargs_json: str) -> bool:
     import transformers
 
-    return "num_key_value_heads" in transformers.AutoConfig.for_model(model_type, **dict(kwargs)).to_dict()
+    try:
+        config = transformers.AutoConfig.for_model(model_type, **json.loads(kwargs_json))
+    except Exception:  # noqa: BLE001 - a config that cannot be built fails the example's build step
+        return False
+    return "num_key_value_heads" in config.to_dict()
 
 
 @cache
@@ -257,8 +275,3 @@ def _supports_sdpa(model_type: str, task: str) -> bool:
 
     class_name = getattr(modeling_auto, _AUTO_MAPPING[task]).get(model_type)
     return bool(class_name) and bool(getattr(getattr(transformers, class_name, None), "_supports_sdpa", False))
-
-
-def available_architectures() -> tuple[Architecture, ...]:
-    """Architectures the installed transformers can build (feature-detected, not version-checked)."""
-    return tuple(a for a in ARCHITECTURES if a.available())

@@ -1,0 +1,87 @@
+"""The architectures the suite builds: the curated ones (curated.py, hand-written tiny configs) and
+every other model type the installed transformers offers that can carry a prefix (discovery.py,
+built through the generic recipe of generic.py with the overrides of families.toml).
+
+`PREFIXCHECK_FAMILIES=curated` restricts a run to the curated architectures (the matrix, whose
+artifacts cross versions, and quick local runs); the default, `all`, adds the discovered ones.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import discovery
+from .curated import (
+    _AUTO_MAPPING,
+    ARCHITECTURES,
+    AUTO_CLASS,
+    BOS_EOS,
+    EXPLICIT,
+    GENERIC,
+    GQA,
+    INNER,
+    MHA,
+    MQA,
+    NUM_LABELS,
+    PAD,
+    Architecture,
+)
+
+FAMILY_SETS = ("all", "curated")
+
+
+def family_set() -> str:
+    value = os.environ.get("PREFIXCHECK_FAMILIES", "all")
+    if value not in FAMILY_SETS:
+        raise ValueError(f"PREFIXCHECK_FAMILIES={value!r} is not one of {', '.join(FAMILY_SETS)}")
+    return value
+
+
+def _curated_available() -> tuple[Architecture, ...]:
+    return tuple(a for a in ARCHITECTURES if a.available())
+
+
+def available_architectures(families: str | None = None) -> tuple[Architecture, ...]:
+    """What the installed transformers can build (feature-detected, not version-checked): the
+    curated architectures first (simplest first, so shrinking moves towards Llama), then the
+    discovered ones."""
+    families = families or family_set()
+    curated = _curated_available()
+    return curated if families == "curated" else curated + discovery.discovered()
+
+
+def by_name() -> dict[str, Architecture]:
+    return {a.name: a for a in ARCHITECTURES + discovery.discovered()}
+
+
+def get(name: str) -> Architecture:
+    for arch in ARCHITECTURES:
+        if arch.name == name:
+            return arch
+    found = by_name().get(name)
+    if found is None:
+        raise KeyError(f"unknown architecture {name!r}; known here: {', '.join(sorted(by_name()))}")
+    return found
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "AUTO_CLASS",
+    "BOS_EOS",
+    "EXPLICIT",
+    "FAMILY_SETS",
+    "GENERIC",
+    "GQA",
+    "INNER",
+    "MHA",
+    "MQA",
+    "NUM_LABELS",
+    "PAD",
+    "Architecture",
+    "_AUTO_MAPPING",
+    "available_architectures",
+    "by_name",
+    "discovery",
+    "family_set",
+    "get",
+]
