@@ -33,6 +33,7 @@ class ExampleRecord:
     also: dict[str, list] = field(default_factory=dict)  # issue id -> less specific entries that matched too
     failure: dict | None = None
     describe: str = ""
+    axes: dict[str, list] = field(default_factory=dict)  # coverage axis -> values (prefixcheck.coverage)
 
 
 class Recorder:
@@ -42,6 +43,14 @@ class Recorder:
 
     def record(self, prop: str, case: Case, record: ExampleRecord) -> None:
         record.describe = record.describe or case.describe()
+        if not record.axes:
+            from . import architectures, coverage
+
+            try:
+                curated = architectures.get(case.model.arch).curated
+            except KeyError:  # a case from another version's discovery
+                curated = False
+            record.axes = coverage.axes(prop, case, curated)
         self.records[(prop, case.key)] = record
         self.log.append((prop, case.key))
 
@@ -142,7 +151,16 @@ def summary(recorder: Recorder, registry=None) -> dict:
             for other in record.also.get(issue, []):
                 if other not in hit["also_matched"]:
                     hit["also_matched"].append(other)
-    out = {"versions": installed(), "totals": totals, "properties": props, "failures": failures, "known_hits": hits}
+    from . import coverage
+
+    out = {
+        "versions": installed(),
+        "totals": totals,
+        "properties": props,
+        "failures": failures,
+        "known_hits": hits,
+        "coverage": coverage.table(recorder.records.values()),
+    }
     if registry is not None:
         out["unused_entries"] = sorted(i.id for i in registry if i.id not in hits)
     return out
@@ -168,6 +186,24 @@ def markdown(summary: dict, env: str, pinned: bool) -> str:
         for issue, hit in sorted(hits.items()):
             stopped = ", ".join(f"`{w}` {n}" for w, n in sorted(hit["stopped"].items()))
             lines.append(f"| `{issue}` | {hit['examples']} | {stopped} |")
+    if summary.get("coverage"):
+        from . import coverage
+
+        lines += coverage.markdown(summary["coverage"])
+    skipped = summary.get("skipped_families") or []
+    if skipped:
+        lines += [
+            "",
+            f"### Families not tested ({len(skipped)} model type/task pairs)",
+            "",
+            "| reason | pairs |",
+            "|---|---|",
+        ]
+        by_reason: dict[str, list] = {}
+        for entry in skipped:
+            by_reason.setdefault(entry["reason"], []).append(f"{entry['model_type']}[{entry['task']}]")
+        for reason, pairs in sorted(by_reason.items(), key=lambda kv: -len(kv[1])):
+            lines.append(f"| {reason.replace('|', '/')} | {', '.join(pairs)} |")
     if summary.get("unused_entries"):
         lines += ["", "Registry entries no example hit: " + ", ".join(f"`{i}`" for i in summary["unused_entries"])]
     if totals["failed"]:

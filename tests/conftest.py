@@ -42,6 +42,8 @@ if PROFILE not in PROFILES:
         f"HYPOTHESIS_PROFILE={PROFILE!r} is not a profile of this suite; use one of {sorted(PROFILES)}"
     )
 settings.load_profile(PROFILE)
+if PROFILE == "nightly":  # realistic sizes too (strategies.size_tiers)
+    os.environ.setdefault("PREFIXCHECK_SIZE_TIERS", "tiny,wide")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -66,8 +68,29 @@ def _parts_dir(config) -> str:
     return str(outcomes.reports_dir() / "parts" / os.environ["PREFIXCHECK_RUN_ID"])
 
 
+def _runs_properties(config) -> bool:
+    return any(os.path.normpath(str(a)).split("::")[0] in ("tests", "tests/properties") or
+               str(a).startswith("tests/properties") for a in config.args)  # fmt: skip
+
+
+def _whole_property_suite(config) -> bool:
+    """Every property item was selected: no -k, no -m, no single file or item."""
+    args = {os.path.normpath(str(a)) for a in config.args}
+    return (
+        bool(args) and args <= {"tests", "tests/properties"}
+        and not config.option.keyword and not config.option.markexpr
+    )  # fmt: skip
+
+
 def pytest_configure(config):
     os.environ.setdefault("PREFIXCHECK_RUN_ID", uuid.uuid4().hex[:12])  # inherited by xdist workers
+    if getattr(config, "workerinput", None) is None and _runs_properties(config):
+        # discover the installed transformers' families once, here, before xdist starts workers;
+        # the workers read the cached result (prefixcheck/architectures/discovery.py)
+        from prefixcheck.architectures import discovery, family_set
+
+        if family_set() == "all":
+            discovery.result()
 
 
 @pytest.hookimpl(wrapper=True)
@@ -135,6 +158,19 @@ def pytest_sessionfinish(session, exitstatus):
     live = [i for i in known_issues.REGISTRY if all(satisfies(p, s) for p, s in i.affects.items())]
     summary = outcomes.summary(recorder, registry=live)
     summary["hypothesis_profile"] = PROFILE
+    from prefixcheck import architectures, coverage
+    from prefixcheck.architectures import discovery
+    from prefixcheck.versions import features
+    from tests.properties._common import TASKS
+
+    if architectures.family_set() == "all":
+        summary["discovered_families"] = sorted(a.name for a in discovery.discovered())
+        summary["skipped_families"] = [vars(s) for s in discovery.skipped()]
+    archs = architectures.available_architectures()
+    tiers = ("tiny", "wide") if PROFILE == "nightly" else ("tiny",)
+    summary["coverage_gaps"] = coverage.gaps(
+        summary["coverage"], coverage.expected(archs, TASKS, features().cuda, tiers)
+    )
     # per tolerance entry, the pass that used the largest share of its atol (the headroom the README states)
     summary["tolerance_headroom"] = {r: {"max_seen": s, "atol": a} for r, (s, a) in sorted(observed.items())}
     path = outcomes.reports_dir() / "summary.json"
@@ -146,6 +182,10 @@ def pytest_sessionfinish(session, exitstatus):
         f"prefix-roundtrip summary: {path} ({totals['passed']} passed, {totals['failed']} failed, "
         f"{totals['known']} known-issue examples, {totals['inconclusive']} inconclusive)"
     )
+    # a whole ci run must reach every value of every axis (prefixcheck/coverage.py)
+    if PROFILE == "ci" and _whole_property_suite(session.config) and summary["coverage_gaps"]:
+        session.config._prefix_summary_line += "\nCOVERAGE GAP: no example took " + ", ".join(summary["coverage_gaps"])
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

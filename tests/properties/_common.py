@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prefixcheck import architectures, properties
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 
@@ -31,3 +33,80 @@ SEED_CASE = Case(
 )
 SEED_CASE_NO_PROJECTION = SEED_CASE.with_prefix(prefix_projection=False)
 SEED_CASES = {"projection": SEED_CASE, "no-projection": SEED_CASE_NO_PROJECTION}
+
+
+# -- every family, each its own test item --------------------------------------------------
+# One fixed small case per architecture x task x projection, in its own test item, so a failure
+# of one family (at build time, or anywhere) never stops another from being judged. The property
+# each cell runs rotates through the task's properties, so every property meets many families.
+_PINNED_LAYOUT = {
+    architectures.MHA: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=4, head_dim=4),
+    architectures.GQA: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=2, head_dim=4),
+    architectures.EXPLICIT: AttentionLayout(hidden_size=16, num_heads=2, num_kv_heads=1, head_dim=8),
+    architectures.MQA: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=1, head_dim=4),
+    architectures.INNER: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=4, head_dim=4),
+}
+PINNED_NVT = 3
+
+
+def _pinned_model(arch) -> ModelSpec:
+    if arch.curated:
+        layout = _PINNED_LAYOUT[arch.family]
+        if layout.head_dim not in arch.head_dims:  # GPT-NeoX: rotary width must stay even
+            hd = arch.head_dims[0]
+            layout = AttentionLayout(layout.num_heads * hd, layout.num_heads, layout.num_kv_heads, hd)
+        return ModelSpec(arch=arch.name, num_layers=2, layout=layout)
+    layers = 2 if 2 in arch.layer_counts else arch.layer_counts[0]
+    return ModelSpec(arch=arch.name, num_layers=layers, layout=arch.layouts[0])
+
+
+# multi-adapter's second adapter in the every-family cells
+SECOND_PREFIX = PrefixSpec(num_virtual_tokens=2, adapter_name="second")
+
+
+EVERY_FAMILY_MODES = ("rotate", "all")
+
+
+def every_family_mode() -> str:
+    """PREFIXCHECK_EVERY_FAMILY: `rotate` (default; one property per cell, the property turning
+    per task) or `all` (every property of the task per cell: the sweep that shows, per family,
+    what the registry must hold)."""
+    mode = os.environ.get("PREFIXCHECK_EVERY_FAMILY", "rotate")
+    if mode not in EVERY_FAMILY_MODES:
+        raise ValueError(f"PREFIXCHECK_EVERY_FAMILY={mode!r} is not one of {', '.join(EVERY_FAMILY_MODES)}")
+    return mode
+
+
+def every_family_cells(mode: str | None = None) -> list[tuple[str, Case]]:
+    """(property, case) per available architecture x task x projection (x property with `all`)."""
+    mode = mode or every_family_mode()
+    cells = []
+    turn = {t: 0 for t in TASKS}
+    for arch in architectures.available_architectures():
+        for task in arch.available_tasks():
+            if task not in TASKS:
+                continue
+            props = [p for p in properties.ALL if not p.cuda and task in tasks_of(p.name)]
+            for projection in (False, True):
+                i = turn[task]
+                turn[task] += 1
+                case = Case(
+                    model=_pinned_model(arch),
+                    task=task,
+                    prefix=PrefixSpec(num_virtual_tokens=PINNED_NVT, prefix_projection=projection),
+                    recipe=Recipe(
+                        steps=2,
+                        learning_rate=1e-2,
+                        batch_size=2,
+                        seq_len=5,
+                        padding_side=("left", "right")[i % 2],
+                        num_padded=1,
+                    ),  # fmt: skip
+                    seed=i,
+                )
+                chosen = props if mode == "all" else [props[i % len(props)]]
+                for p in chosen:
+                    # input-paths compares a right-padded row with itself alone
+                    right = case.with_recipe(padding_side="right") if p.name == "input-paths" else case
+                    cells.append((p.name, right))
+    return cells
