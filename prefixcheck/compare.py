@@ -19,6 +19,7 @@ DTYPE_CAST = "dtype-cast"  # an fp32 adapter evaluated on a lower-precision base
 DEVICE = "device"  # the same model evaluated on CPU and on CUDA
 GENERATE = "generate"  # generate()'s prefill step vs a plain forward pass of the same model
 CROSS_VERSION = "cross-version"  # the same weights under another torch/transformers/peft release
+BATCH_SHAPE = "batch-shape"  # the same rows in another batch shape or attention-kernel path
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,18 @@ _TABLE = (
         "0 (bitwise) on transformers 5.23 (ci, dev, nightly); 9.0e-3 on 5.24, where generate() drops the prefix (known)",
     ),
     (GENERATE, "float16", None, 2e-3, 0.0, "as fp32 generate, one fp16 ulp allowed", "CUDA only"),
+    (
+        BATCH_SHAPE,
+        "float32",
+        None,
+        1e-5,
+        1e-5,
+        "the same row computed alone vs inside a padded batch, without a mask vs with an all-ones one, or "
+        "a beam's score summed by generate() vs by a forward pass: other matmul shapes and kernel paths",
+        "not yet measured on clean runs (new in this session; summary.json tolerance_headroom records it)",
+    ),
+    (BATCH_SHAPE, "bfloat16", None, 2e-2, 2e-2, "as fp32 batch-shape, one or two bf16 ulps", "as fp32"),
+    (BATCH_SHAPE, "float16", None, 5e-3, 5e-3, "as fp32 batch-shape, in fp16", "CUDA only"),
     (
         CROSS_VERSION,
         "float32",

@@ -9,6 +9,7 @@ Every fault mimics a bug PEFT or transformers has had or could plausibly have.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -164,6 +165,103 @@ def generate_ignores_prefix(patch: Patch) -> None:
         return self.get_base_model().generate(*args, **kwargs)
 
     patch(cls, "generate", generate)
+
+
+def _drop_prefix_when(patch: Patch, when: Callable[[dict], bool]) -> None:
+    """A causal LM's eval forward pass skips the prefix for inputs where `when(kwargs)` holds:
+    the prefix is silently not injected on one input path (the commonest way prefix tuning broke)."""
+    cls = peft.peft_model.PeftModelForCausalLM
+    original = cls.forward
+
+    def forward(self, *args, **kwargs):
+        if self.training or args or not when(kwargs):
+            return original(self, *args, **kwargs)
+        kwargs.pop("task_ids", None)
+        return self.get_base_model()(**kwargs)
+
+    patch(cls, "forward", forward)
+
+
+def prefix_dropped_for_inputs_embeds(patch: Patch) -> None:
+    """A forward pass fed inputs_embeds runs without the prefix."""
+    _drop_prefix_when(patch, lambda kw: kw.get("inputs_embeds") is not None)
+
+
+def prefix_dropped_without_mask(patch: Patch) -> None:
+    """A forward pass without an attention_mask runs without the prefix."""
+    _drop_prefix_when(patch, lambda kw: kw.get("attention_mask") is None and kw.get("input_ids") is not None)
+
+
+def prefix_dropped_with_labels(patch: Patch) -> None:
+    """An eval forward pass given labels runs without the prefix (a loss-only code path)."""
+    _drop_prefix_when(patch, lambda kw: kw.get("labels") is not None)
+
+
+def prefix_dropped_for_padded_batches(patch: Patch) -> None:
+    """A batch with padding runs without the prefix (a mask-extension bug)."""
+    _drop_prefix_when(patch, lambda kw: kw.get("attention_mask") is not None and not bool(kw["attention_mask"].all()))
+
+
+def prefix_dropped_without_cache(patch: Patch) -> None:
+    """use_cache=False runs without the prefix (as when the prefix rides only on the cache)."""
+    _drop_prefix_when(patch, lambda kw: kw.get("use_cache") is False)
+
+
+def decode_steps_compute_differently(patch: Patch) -> None:
+    """generate()'s decode steps (one new token on a cache) compute other logits than the prefill
+    and a plain forward pass: a cache-position bug that spares the first step."""
+    cls = transformers.LlamaForCausalLM
+    original = cls.forward
+
+    @functools.wraps(original)  # generate() validates its kwargs against forward's signature
+    def forward(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        ids = kwargs.get("input_ids")
+        if ids is not None and ids.shape[1] == 1 and kwargs.get("past_key_values") is not None:
+            out.logits = out.logits + 1e-2
+        return out
+
+    patch(cls, "forward", forward)
+
+
+def generate_leaves_prefix_changed(patch: Patch) -> None:
+    """generate() leaves the prefix changed behind it (an in-place update of the prefix cache):
+    the next call computes something else."""
+    cls = peft.peft_model.PeftModelForCausalLM
+    original = cls.generate
+
+    def generate(self, *args, **kwargs):
+        out = original(self, *args, **kwargs)
+        with torch.no_grad():
+            self.prompt_encoder[self.active_adapter].embedding.weight.add_(1e-2)
+        return out
+
+    patch(cls, "generate", generate)
+
+
+def beam_search_drops_prefix(patch: Patch) -> None:
+    """Beam search runs without the prefix (the prefix cache is not expanded to the beams)."""
+    cls = peft.peft_model.PeftModelForCausalLM
+    original = cls.generate
+
+    def generate(self, *args, **kwargs):
+        if kwargs.get("num_beams", 1) > 1:
+            return self.get_base_model().generate(*args, **kwargs)
+        return original(self, *args, **kwargs)
+
+    patch(cls, "generate", generate)
+
+
+def family_cannot_be_built(patch: Patch, model_type: str) -> None:
+    """Building any model of `model_type` fails (a release that breaks one family's config)."""
+    original = transformers.AutoConfig.for_model
+
+    def for_model(model_type_, *args, **kwargs):
+        if model_type_ == model_type:
+            raise RuntimeError(f"injected fault: {model_type} cannot be built")
+        return original(model_type_, *args, **kwargs)
+
+    patch(transformers.AutoConfig, "for_model", staticmethod(for_model))
 
 
 def trainer_keeps_last_model(patch: Patch) -> None:

@@ -53,6 +53,7 @@ class Property:
     generative_only: bool = False  # CAUSAL_LM / SEQ_2_SEQ_LM only (generate())
     cost: float = 1.0  # examples per test item relative to the profile (Trainer runs cost more)
     cuda: bool = False  # needs a CUDA device
+    input_paths: tuple[str, ...] = ("ids+mask",)  # how its examples feed the model (coverage axis)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.steps if s not in STEPS]
@@ -124,6 +125,7 @@ ALL: tuple[Property, ...] = (
         ("uses-prefix", "the first-step logits change when the prefix table changes"),
         ("matches-forward", "the first-step logits equal the prefixed forward pass within the generate tolerance"),
         generative_only=True,
+        input_paths=("ids+mask", "generate-greedy"),
     ),
     _p(
         "generate-roundtrip",
@@ -133,6 +135,39 @@ ALL: tuple[Property, ...] = (
         ("first-step-survives", "first-step logits after reload equal those before save", ("uses-prefix",)),
         ("tokens-survive", "the generated tokens after reload equal those before save", ("uses-prefix",)),
         generative_only=True,
+        input_paths=("generate-greedy",),
+    ),
+    _p(
+        "input-paths",
+        "equivalent ways of feeding the reloaded adapter model compute the same outputs",
+        "build train save load forward base",
+        (
+            "embeds-equal-ids",
+            "on the unpadded rows, inputs_embeds (the model's own embedding of the ids) computes the input_ids "
+            "logits, bitwise (a padded row may take positions, or SEQ_CLS its pooled token, from the pad ids)",
+        ),
+        ("no-mask-equals-ones", "on the unpadded rows, no attention_mask computes what an all-ones mask does"),
+        ("labels-leave-logits", "passing labels leaves the logits bitwise unchanged, with a finite loss"),
+        ("padded-row-equals-alone", "a right-padded row's real positions compute what the row alone, unpadded, does"),
+        input_paths=("ids+mask", "embeds", "no-mask", "labels", "right-padded"),
+    ),
+    _p(
+        "generate-paths",
+        "every way of generating uses the prefix as the forward pass does, at every step (unpadded rows)",
+        "build train save load generate forward base",
+        (
+            "every-step-matches-forward",
+            "each greedy step's logits equal a forward pass over the prompt and the tokens so far",
+        ),
+        ("second-call-identical", "a second generate() on the same model gives the same tokens and logits, bitwise"),
+        ("beam-matches-forward", "beam search scores its best sequence as the forward pass's summed log-probabilities"),
+        (
+            "embeds-generate-equals-ids",
+            "generate(inputs_embeds=...) produces the tokens and logits of generate(input_ids=...)",
+        ),
+        ("no-cache-equals-cache", "a forward pass with use_cache=False computes the use_cache=True logits, bitwise"),
+        generative_only=True,
+        input_paths=("generate-greedy", "generate-beam", "generate-second-call", "generate-embeds", "no-cache"),
     ),
     _p(
         "trainer-best-model",

@@ -153,3 +153,116 @@ for name in (ADAPTER, SECOND["adapter_name"]):
     if not close(got, expected[name], *TOLERANCE[name]):
         fail(f"adapter {{name!r}} after reload differs: max |diff| {{(got - expected[name]).abs().max().item():.3e}}")
 """
+
+
+# -- input-paths and generate-paths: one check per claim (format fields from repro.script) --------
+INPUT_PATHS = {
+    "embeds-equal-ids": """\
+emb = reloaded.get_input_embeddings()(INPUTS["input_ids"])
+fed = {{k: v for k, v in INPUTS.items() if k != "input_ids"}}
+with torch.no_grad():
+    a = reloaded(**fed, inputs_embeds=emb).logits.float().cpu()
+b = logits(reloaded)
+rows = BATCH["attention_mask"].bool().all(dim=1).cpu()
+if not torch.equal(a[rows], b[rows]):
+    fail(f"inputs_embeds logits differ from input_ids logits: max |diff| {{(a[rows] - b[rows]).abs().max().item():.3e}}")
+""",
+    "no-mask-equals-ones": """\
+rows = BATCH["attention_mask"].bool().all(dim=1)
+sub = {{k: v[rows] for k, v in INPUTS.items()}}
+with torch.no_grad():
+    a = reloaded(**{{k: v for k, v in sub.items() if k != "attention_mask"}}).logits.float().cpu()
+    b = reloaded(**sub).logits.float().cpu()
+if not close(a, b, {batch_atol}, {batch_rtol}):
+    fail(f"no attention_mask differs from an all-ones mask: max |diff| {{(a - b).abs().max().item():.3e}}")
+""",
+    "labels-leave-logits": """\
+with torch.no_grad():
+    out = reloaded(**BATCH)
+if out.loss is None or not torch.isfinite(out.loss):
+    fail(f"forward with labels gives loss {{out.loss}}")
+b = logits(reloaded)
+if not torch.equal(out.logits.float().cpu(), b):
+    fail(f"labels change the logits: max |diff| {{(out.logits.float().cpu() - b).abs().max().item():.3e}}")
+""",
+    "padded-row-equals-alone": """\
+real = {seq_len} - {num_padded}
+alone = {{k: (v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:]) for k, v in INPUTS.items()}}
+with torch.no_grad():
+    a = reloaded(**alone).logits.float().cpu()
+b = logits(reloaded)[-1:]
+if {per_position}:
+    b = b[:, :real]
+if not close(a, b, {batch_atol}, {batch_rtol}):
+    fail(f"the right-padded row differs from the same row alone: max |diff| {{(a - b).abs().max().item():.3e}}")
+""",
+}
+
+GENERATE_SETUP = """\
+KW = dict(max_new_tokens=3, min_new_tokens=3, do_sample=False, pad_token_id=0, return_dict_in_generate=True)
+ROWS = BATCH["attention_mask"].bool().all(dim=1)
+
+
+def generate(m, **extra):
+    inputs = {{"input_ids": BATCH["input_ids"], "attention_mask": BATCH["attention_mask"]}}
+    with torch.no_grad():
+        return m.generate(**{{**inputs, **KW, "num_beams": 1, "output_logits": True, **extra}})
+
+
+def continuation(m, inputs, new):
+    # a forward pass over the prompt and `new` tokens: the logits that predict each of them and the next
+    k = new.shape[1]
+    with torch.no_grad():
+        if {seq2seq}:
+            dec = torch.cat([torch.full_like(new[:, :1], {decoder_start}), new], 1)
+            out = m(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], decoder_input_ids=dec)
+        else:
+            ids = torch.cat([inputs["input_ids"], new], 1)
+            out = m(input_ids=ids, attention_mask=torch.cat([inputs["attention_mask"], torch.ones_like(new)], 1))
+    return out.logits[:, -(k + 1):].float().cpu()
+
+
+"""
+
+GENERATE_PATHS = {
+    "every-step-matches-forward": """\
+out = generate(reloaded)
+steps = [s.float().cpu() for s in out.logits]
+fwd = continuation(reloaded, BATCH, out.sequences[:, -len(steps):])
+for k, step in enumerate(steps):
+    if not close(step[ROWS], fwd[ROWS, k], {gen_atol}, {gen_rtol}):
+        fail(f"generate() step {{k + 1}} differs from a forward pass: max |diff| {{(step[ROWS] - fwd[ROWS, k]).abs().max().item():.3e}}")
+""",
+    "second-call-identical": """\
+first, again = generate(reloaded), generate(reloaded)
+if not torch.equal(first.sequences, again.sequences) or any(
+    not torch.equal(a, b) for a, b in zip(first.logits, again.logits)
+):
+    fail(f"a second generate() differs from the first: {{again.sequences.tolist()}} vs {{first.sequences.tolist()}}")
+""",
+    "beam-matches-forward": """\
+beam = generate(reloaded, num_beams=2, length_penalty=0.0, early_stopping=True, output_logits=False, output_scores=True)
+new = beam.sequences[:, -3:][ROWS]
+sub = {{k: v[ROWS] for k, v in BATCH.items()}}
+scored = torch.log_softmax(continuation(reloaded, sub, new)[:, :-1], dim=-1)
+summed = scored.gather(-1, new.cpu().unsqueeze(-1)).squeeze(-1).sum(-1)
+got = beam.sequences_scores[ROWS].float().cpu()
+if not close(got, summed, {batch_atol}, {batch_rtol}):
+    fail(f"beam search scores its best sequence {{got.tolist()}}, the forward pass {{summed.tolist()}}")
+""",
+    "embeds-generate-equals-ids": """\
+ids = generate(reloaded)
+with torch.no_grad():
+    fed = reloaded.generate(inputs_embeds=reloaded.get_input_embeddings()(BATCH["input_ids"]),
+                            attention_mask=BATCH["attention_mask"], num_beams=1, output_logits=True, **KW)
+if not torch.equal(fed.sequences[:, -3:][ROWS], ids.sequences[:, -3:][ROWS]):
+    fail(f"generate(inputs_embeds) gives {{fed.sequences[:, -3:].tolist()}}, from ids {{ids.sequences[:, -3:].tolist()}}")
+""",
+    "no-cache-equals-cache": """\
+with torch.no_grad():
+    a = reloaded(**INPUTS, use_cache=False).logits.float().cpu()
+    b = reloaded(**INPUTS, use_cache=True).logits.float().cpu()
+if not torch.equal(a, b):
+    fail(f"use_cache=False differs from use_cache=True: max |diff| {{(a - b).abs().max().item():.3e}}")
+""",
+}

@@ -18,6 +18,8 @@ architectures, fp32 before bf16, CPU before CUDA, projection off before on.
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import strategies as st
 
 from prefixcheck import architectures as archs
@@ -39,6 +41,26 @@ LEARNING_RATES = (1e-2, 1e-3, 5e-2)
 ADAPTER_NAMES = ("default", "other", "prefix_b")
 SECOND_ADAPTER = "second"  # multi-adapter's other adapter: never one of ADAPTER_NAMES, so never a clash
 VOCAB_SIZE = 64
+# The wide tier (nightly): realistic widths, more heads and KV heads than the tiny configs, layer
+# counts where per-layer patterns show (Gemma's global layer every sixth), long prefixes, and
+# sequences that reach the position limit with the virtual tokens counted.
+WIDE_HEADS = (8, 16)
+WIDE_HEAD_DIMS = (16, 32)
+WIDE_MAX_HIDDEN = 256
+WIDE_LAYERS = (4, 12)
+WIDE_VIRTUAL_TOKENS = (33, 128)
+POSITION_LIMIT = 128  # max_position_embeddings of every curated tiny config (BERT's 130 less its offset)
+SIZE_TIERS = ("tiny", "wide")
+
+
+def size_tiers() -> tuple[str, ...]:
+    """PREFIXCHECK_SIZE_TIERS (comma-separated; the nightly profile sets "tiny,wide")."""
+    tiers = tuple(t.strip() for t in os.environ.get("PREFIXCHECK_SIZE_TIERS", "tiny").split(",") if t.strip())
+    unknown = sorted(set(tiers) - set(SIZE_TIERS))
+    if unknown or not tiers:
+        raise ValueError(f"PREFIXCHECK_SIZE_TIERS names unknown tiers {unknown}; known: {', '.join(SIZE_TIERS)}")
+    return tiers
+
 
 # -- small pieces --------------------------------------------------------------------------
 num_virtual_tokens = st.integers(1, MAX_VIRTUAL_TOKENS)
@@ -93,26 +115,70 @@ def attention_layouts(draw, family: str = archs.GQA, head_dims=(4, 8), gqa: bool
     return AttentionLayout(hidden_size=hidden, num_heads=heads, num_kv_heads=kv, head_dim=head_dim)
 
 
-def architectures(task: str | None = None, gqa: bool | None = None) -> st.SearchStrategy[archs.Architecture]:
-    """Architectures the installed transformers can build, with `task` if given, able to
-    express GQA if `gqa=True`. Ordered simplest first."""
+def _can_group(arch: archs.Architecture) -> bool:
+    if arch.curated:
+        return arch.family in (archs.GQA, archs.EXPLICIT, archs.MQA)
+    return any(lay.num_kv_heads < lay.num_heads for lay in arch.layouts)
+
+
+def architectures(
+    task: str | None = None, gqa: bool | None = None, families: str | None = None, curated: bool = False
+) -> st.SearchStrategy[archs.Architecture]:
+    """Architectures the installed transformers can build (curated first, then discovered; or
+    `families="curated"`), with `task` if given, able to express GQA if `gqa=True`."""
     pool = [
         a
-        for a in archs.available_architectures()
-        if (task is None or task in a.available_tasks())
-        and (not gqa or a.family in (archs.GQA, archs.EXPLICIT, archs.MQA))
+        for a in archs.available_architectures(families)
+        if (task is None or task in a.available_tasks()) and (not gqa or _can_group(a)) and (a.curated or not curated)
     ]
     if not pool:
         raise ValueError(f"no installed architecture supports task={task!r} gqa={gqa!r}")
+    # half the draws from each group, or the dozen curated ones would drown in a hundred discovered
+    curated = [a for a in pool if a.curated]
+    discovered = [a for a in pool if not a.curated]
+    return st.one_of(*(st.sampled_from(group) for group in (curated, discovered) if group))
+
+
+def discovered_layouts(arch: archs.Architecture, gqa: bool | None = None) -> st.SearchStrategy[AttentionLayout]:
+    """A discovered family's layouts: the ones discovery saw it build (simplest first)."""
+    pool = [lay for lay in arch.layouts if gqa is None or (lay.num_kv_heads < lay.num_heads) == gqa]
+    if not pool:
+        raise ValueError(f"architecture {arch.name!r} built no layout with gqa={gqa!r}")
     return st.sampled_from(pool)
 
 
 @st.composite
-def model_specs(draw, arch: archs.Architecture, task: str, gqa: bool | None = None) -> ModelSpec:
+def wide_layouts(draw, family: str = archs.GQA, gqa: bool | None = None) -> AttentionLayout:
+    """The wide tier's layouts: 8 or 16 heads, up to 8 KV heads, hidden up to 256."""
+    heads = draw(st.sampled_from(WIDE_HEADS))
+    head_dim = draw(st.sampled_from([d for d in WIDE_HEAD_DIMS if heads * d <= WIDE_MAX_HIDDEN]))
+    if family in (archs.GQA, archs.EXPLICIT):
+        choices = [d for d in _divisors(heads)[::-1] if d <= 8 or d == heads]
+        if gqa is not None:
+            choices = [d for d in choices if (d < heads) == gqa]
+        kv = draw(st.sampled_from(choices))
+    elif family == archs.MQA:
+        kv = heads if gqa is False else 1 if gqa else draw(st.sampled_from((heads, 1)))
+    else:
+        kv = heads
+    hidden = heads * head_dim
+    if family == archs.INNER:
+        hidden = draw(st.sampled_from((hidden, 128, WIDE_MAX_HIDDEN)))
+    return AttentionLayout(hidden_size=hidden, num_heads=heads, num_kv_heads=kv, head_dim=head_dim)
+
+
+@st.composite
+def model_specs(draw, arch: archs.Architecture, task: str, gqa: bool | None = None, tier: str = "tiny") -> ModelSpec:
+    if tier == "wide" and arch.curated:
+        layers, layouts = st.integers(*WIDE_LAYERS), wide_layouts(arch.family, gqa)
+    elif arch.curated:
+        layers, layouts = num_layers, attention_layouts(arch.family, arch.head_dims, gqa)
+    else:
+        layers, layouts = st.sampled_from(arch.layer_counts), discovered_layouts(arch, gqa)
     return ModelSpec(
         arch=arch.name,
-        num_layers=draw(num_layers),
-        layout=draw(attention_layouts(arch.family, arch.head_dims, gqa)),
+        num_layers=draw(layers),
+        layout=draw(layouts),
         vocab_size=VOCAB_SIZE,
         attn_implementation=draw(st.sampled_from(arch.attn_implementations(task))),
     )
@@ -134,11 +200,16 @@ def prefix_specs(
 
 
 @st.composite
-def recipes(draw, padded: bool | None = None, min_batch: int = 1) -> Recipe:
+def recipes(
+    draw, padded: bool | None = None, min_batch: int = 1, padding_side: str | None = None, max_seq_len: int = 0
+) -> Recipe:
     """Training length and the judged batch; padding (in the last row only) is built inside the
     sequence length, so with `min_batch=2` at least one row is unpadded. A padded row keeps two
     real tokens: with one, a causal LM's shifted labels are all ignored and its loss is NaN."""
-    seq_len = draw(st.integers(*SEQ_LENS))
+    if max_seq_len:  # the wide tier: up to the position limit, and often exactly at it
+        seq_len = draw(st.just(max_seq_len) | st.integers(SEQ_LENS[1], max_seq_len))
+    else:
+        seq_len = draw(st.integers(*SEQ_LENS))
     most = seq_len - MIN_REAL_TOKENS
     if padded is None:
         num_padded = draw(st.integers(0, most))
@@ -149,7 +220,7 @@ def recipes(draw, padded: bool | None = None, min_batch: int = 1) -> Recipe:
         learning_rate=draw(st.sampled_from(LEARNING_RATES)),
         batch_size=draw(st.integers(min_batch, MAX_BATCH)),
         seq_len=seq_len,
-        padding_side=draw(padding_sides),
+        padding_side=padding_side or draw(padding_sides),
         num_padded=num_padded,
     )
 
@@ -166,6 +237,8 @@ def cases(
     adapter_name: str | None = None,
     padded: bool | None = None,
     min_batch: int = 1,
+    families: str | None = None,
+    padding_side: str | None = None,
 ) -> Case:
     """A whole case the installed versions can build.
 
@@ -173,16 +246,19 @@ def cases(
     Case(model=ModelSpec(arch='llama', num_layers=2, layout=AttentionLayout(hidden_size=8,
          num_heads=2, num_kv_heads=1, head_dim=4), ...), task='CAUSAL_LM', prefix=PrefixSpec(...), ...)
     """
-    a = archs.get(arch) if arch else draw(architectures(task=task, gqa=gqa))
+    tier = draw(st.sampled_from(size_tiers()))
+    a = archs.get(arch) if arch else draw(architectures(task=task, gqa=gqa, families=families, curated=tier == "wide"))
     t = task or draw(st.sampled_from(a.available_tasks()))
     if t not in a.available_tasks():
         raise ValueError(f"architecture {a.name!r} has no {t} head in the installed transformers")
     dev = device or draw(devices())
+    wide = tier == "wide" and a.curated
+    nvt = draw(st.integers(*WIDE_VIRTUAL_TOKENS)) if wide else None
     return Case(
-        model=draw(model_specs(a, t, gqa)),
+        model=draw(model_specs(a, t, gqa, "wide" if wide else "tiny")),
         task=t,
-        prefix=draw(prefix_specs(projection, adapter_name)),
-        recipe=draw(recipes(padded, min_batch)),
+        prefix=draw(prefix_specs(projection, adapter_name, nvt)),
+        recipe=draw(recipes(padded, min_batch, padding_side, POSITION_LIMIT - nvt if wide else 0)),
         dtype=dtype or draw(dtypes(dev)),
         device=dev,
         seed=draw(seeds),

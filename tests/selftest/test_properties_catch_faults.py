@@ -43,8 +43,11 @@ CLS = BASE.replace(task="SEQ_CLS")
 TOKEN_CLS = GPT2.replace(task="TOKEN_CLS")
 BF16 = BASE.replace(dtype="bfloat16")
 SECOND = PrefixSpec(num_virtual_tokens=4, adapter_name=SECOND_ADAPTER)
+RIGHT = BASE.with_recipe(padding_side="right")  # input-paths compares a right-padded row with itself alone
 CASES = {
     "llama": BASE,
+    "llama-right": RIGHT,
+    "gpt2-right": GPT2.with_recipe(padding_side="right"),
     "llama-projection": PROJECTED,
     "gpt2": GPT2,
     "bart-seq2seq": BART,
@@ -104,6 +107,8 @@ class Scenario:
 
 _ALL = tuple(CASES)
 _GEN = ("llama", "gpt2", "bart-seq2seq", "llama-projection", "llama-bf16")
+_CLM = ("llama", "gpt2", "llama-projection", "llama-bf16")
+_RIGHT = ("llama-right", "gpt2-right")
 _KV = functools.partial(faults.swap_key_and_value_on_load, num_layers=BASE.model.num_layers)
 _DRIFT_ON_RESAVE = functools.partial(faults.drop_config_key_on_save, skip_saves=1)
 _TRAINABLE_FAULTY = functools.partial(faults.allow_trainable_prompt_learning, then=lambda t: t + 1e-3)
@@ -142,6 +147,16 @@ SCENARIOS = (
     Scenario("resave-identical", _DRIFT_ON_RESAVE, "config-identical", ("llama-projection",)),
     Scenario("cuda-roundtrip", faults.perturb_loaded_table, "reloaded-equals-trained", _ALL),
     Scenario("cpu-cuda-transfer", _KV, "equals-across-devices", _ALL),
+    Scenario("input-paths", faults.prefix_dropped_for_inputs_embeds, "embeds-equal-ids", _RIGHT, "prefix-ignored"),
+    Scenario("input-paths", faults.prefix_dropped_without_mask, "no-mask-equals-ones", _RIGHT, "prefix-ignored"),
+    Scenario("input-paths", faults.prefix_dropped_with_labels, "labels-leave-logits", _RIGHT, "prefix-ignored"),
+    Scenario(
+        "input-paths", faults.prefix_dropped_for_padded_batches, "padded-row-equals-alone", _RIGHT, "prefix-ignored"
+    ),
+    Scenario("generate-paths", faults.decode_steps_compute_differently, "every-step-matches-forward", ("llama",)),
+    Scenario("generate-paths", faults.generate_leaves_prefix_changed, "second-call-identical", _CLM),
+    Scenario("generate-paths", faults.beam_search_drops_prefix, "beam-matches-forward", _CLM, "prefix-ignored"),
+    Scenario("generate-paths", faults.prefix_dropped_without_cache, "no-cache-equals-cache", _CLM, "prefix-ignored"),
 )
 BY_ID = {s.id: s for s in SCENARIOS}
 
@@ -184,6 +199,8 @@ UNSHOWN = {
     "(training the second adapter moves nothing): shown there",
     "trainable-reload:continued-equals-original": "fails the known way on every release; shown by the three "
     "allow_trainable_prompt_learning tests at the end",
+    "generate-paths:embeds-generate-equals-ids": "fails the known way on every release "
+    "(peft-prompt-learning-generate-inputs-embeds): generate() never gets as far as the comparison",
 }
 
 
