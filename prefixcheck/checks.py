@@ -92,9 +92,7 @@ def saved_shapes(ex, case):
             raise compare.ShapeMismatch(f"no prompt_embeddings among the saved tensors {sorted(tensors)}")
         shape = tuple(tensors["prompt_embeddings"].shape)
         if shape != expected:
-            raise compare.ShapeMismatch(
-                f"prompt_embeddings {shape} != (nvt, layers*2*token_dim) {expected}"
-            )
+            raise compare.ShapeMismatch(f"prompt_embeddings {shape} != (nvt, layers*2*token_dim) {expected}")
 
     def nothing_else():
         heads = tuple(config.get("modules_to_save") or ())

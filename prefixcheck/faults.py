@@ -207,21 +207,23 @@ def prefix_dropped_without_cache(patch: Patch) -> None:
     _drop_prefix_when(patch, lambda kw: kw.get("use_cache") is False)
 
 
-def decode_steps_compute_differently(patch: Patch) -> None:
-    """generate()'s decode steps (one new token on a cache) compute other logits than the prefill
-    and a plain forward pass: a cache-position bug that spares the first step."""
-    cls = transformers.LlamaForCausalLM
-    original = cls.forward
+def decode_steps_feed_another_token(patch: Patch) -> None:
+    """generate()'s decode steps (one new token on a cache) feed the model another token than the
+    one just generated (a cache-position misalignment that spares the first step)."""
+    cls = peft.peft_model.PeftModelForCausalLM
+    original = cls.prepare_inputs_for_generation
 
-    @functools.wraps(original)  # generate() validates its kwargs against forward's signature
-    def forward(self, *args, **kwargs):
+    @functools.wraps(original)
+    def prepare(self, *args, **kwargs):
         out = original(self, *args, **kwargs)
-        ids = kwargs.get("input_ids")
-        if ids is not None and ids.shape[1] == 1 and kwargs.get("past_key_values") is not None:
-            out.logits = out.logits + 1e-2
+        ids = out.get("input_ids")
+        cache = out.get("past_key_values")
+        cached = cache.get_seq_length() if hasattr(cache, "get_seq_length") else len(cache or ())  # legacy tuples
+        if ids is not None and ids.shape[1] == 1 and cached:
+            out["input_ids"] = 2 + (ids - 1) % 62  # another token of the tiny vocabulary [2, 64)
         return out
 
-    patch(cls, "forward", forward)
+    patch(cls, "prepare_inputs_for_generation", prepare)
 
 
 def generate_leaves_prefix_changed(patch: Patch) -> None:

@@ -322,15 +322,34 @@ def cache_file() -> Path:
     return CACHE_DIR / f"discovery-{cache_key()}.json"
 
 
-def discover(progress=None) -> dict:
-    """Probe every candidate; {"families": [...], "skipped": [...], "seconds": ...}."""
+def _probe_pair(pair: tuple[str, str]) -> dict:
+    return probe(*pair)
+
+
+def _workers() -> int:
+    value = os.environ.get("PREFIXCHECK_DISCOVERY_WORKERS", "")
+    if value and not value.isdigit():
+        raise ValueError(f"PREFIXCHECK_DISCOVERY_WORKERS={value!r} is not a number of processes")
+    return int(value) if value else min(2, os.cpu_count() or 1)
+
+
+def discover(progress=None, workers: int | None = None) -> dict:
+    """Probe every candidate; {"families": [...], "skipped": [...], "seconds": ...}. With several
+    workers (PREFIXCHECK_DISCOVERY_WORKERS, default 2) the probes run in forked processes, which
+    inherit the model modules `candidates()` imported."""
+    import multiprocessing
+
     start = time.perf_counter()
-    families, skipped = [], []
-    for model_type, task in candidates():
-        record = probe(model_type, task)
-        (skipped if "skip" in record else families).append(record)
-        if progress:
-            progress(record)
+    pairs = candidates()
+    workers = _workers() if workers is None else workers
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            records = pool.imap(_probe_pair, pairs, chunksize=4)
+            records = [(progress(r) if progress else None, r)[1] for r in records]
+    else:
+        records = [(progress(r) if progress else None, r)[1] for r in map(_probe_pair, pairs)]
+    families = [r for r in records if "skip" not in r]
+    skipped = [r for r in records if "skip" in r]
     return {"families": families, "skipped": skipped, "seconds": round(time.perf_counter() - start, 1)}
 
 

@@ -153,7 +153,7 @@ SCENARIOS = (
     Scenario(
         "input-paths", faults.prefix_dropped_for_padded_batches, "padded-row-equals-alone", _RIGHT, "prefix-ignored"
     ),
-    Scenario("generate-paths", faults.decode_steps_compute_differently, "every-step-matches-forward", ("llama",)),
+    Scenario("generate-paths", faults.decode_steps_feed_another_token, "every-step-matches-forward", _CLM),
     Scenario("generate-paths", faults.generate_leaves_prefix_changed, "second-call-identical", _CLM),
     Scenario("generate-paths", faults.beam_search_drops_prefix, "beam-matches-forward", _CLM, "prefix-ignored"),
     Scenario("generate-paths", faults.prefix_dropped_without_cache, "no-cache-equals-cache", _CLM, "prefix-ignored"),
