@@ -47,9 +47,11 @@ VOCAB_SIZE = 64
 WIDE_HEADS = (8, 16)
 WIDE_HEAD_DIMS = (16, 32)
 WIDE_MAX_HIDDEN = 256
+WIDE_MAX_KV_HEADS = 8
 WIDE_LAYERS = (4, 12)
-WIDE_VIRTUAL_TOKENS = (33, 128)
 POSITION_LIMIT = 128  # max_position_embeddings of every curated tiny config (BERT's 130 less its offset)
+# long prefixes, leaving room for a sequence of SEQ_LENS[1] tokens below the position limit
+WIDE_VIRTUAL_TOKENS = (33, POSITION_LIMIT - SEQ_LENS[1])
 SIZE_TIERS = ("tiny", "wide")
 
 
@@ -82,6 +84,20 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def kv_heads(family: str, heads: int, gqa: bool | None = None, most: int = 0) -> st.SearchStrategy[int]:
+    """KV heads a family can express for `heads` query heads: a divisor (GQA, explicit head_dim;
+    all heads first, MHA being the simplest; at most `most` below MHA when given), 1 or all (MQA),
+    all otherwise. `gqa` pins grouped (fewer KV heads than heads) or not."""
+    if family in (archs.GQA, archs.EXPLICIT):
+        choices = [d for d in _divisors(heads)[::-1] if not most or d <= most or d == heads]
+        if gqa is not None:
+            choices = [d for d in choices if (d < heads) == gqa]
+        return st.sampled_from(choices)
+    if family == archs.MQA:
+        return st.just(heads) if gqa is False else st.just(1) if gqa else st.sampled_from((heads, 1))
+    return st.just(heads)
+
+
 @st.composite
 def attention_layouts(draw, family: str = archs.GQA, head_dims=(4, 8), gqa: bool | None = None) -> AttentionLayout:
     """Heads, KV heads and head width a family can express.
@@ -95,15 +111,7 @@ def attention_layouts(draw, family: str = archs.GQA, head_dims=(4, 8), gqa: bool
     # gqa=True needs at least two heads to group
     heads = draw(st.integers(2 if gqa else 1, MAX_HEADS))
     head_dim = draw(st.sampled_from(head_dims))
-    if family in (archs.GQA, archs.EXPLICIT):
-        choices = _divisors(heads)[::-1]  # num_kv_heads == heads first: MHA is the simplest
-        if gqa is not None:
-            choices = [d for d in choices if (d < heads) == gqa]
-        kv = draw(st.sampled_from(choices))
-    elif family == archs.MQA:
-        kv = heads if gqa is False else 1 if gqa else draw(st.sampled_from((heads, 1)))
-    else:
-        kv = heads
+    kv = draw(kv_heads(family, heads, gqa))
     if family == archs.EXPLICIT:
         # head_dim is free, but configs validate hidden % heads == 0 (Gemma3's validate_architecture)
         hidden = heads * draw(st.sampled_from(WIDTH_PER_HEAD))
@@ -152,15 +160,7 @@ def wide_layouts(draw, family: str = archs.GQA, gqa: bool | None = None) -> Atte
     """The wide tier's layouts: 8 or 16 heads, up to 8 KV heads, hidden up to 256."""
     heads = draw(st.sampled_from(WIDE_HEADS))
     head_dim = draw(st.sampled_from([d for d in WIDE_HEAD_DIMS if heads * d <= WIDE_MAX_HIDDEN]))
-    if family in (archs.GQA, archs.EXPLICIT):
-        choices = [d for d in _divisors(heads)[::-1] if d <= 8 or d == heads]
-        if gqa is not None:
-            choices = [d for d in choices if (d < heads) == gqa]
-        kv = draw(st.sampled_from(choices))
-    elif family == archs.MQA:
-        kv = heads if gqa is False else 1 if gqa else draw(st.sampled_from((heads, 1)))
-    else:
-        kv = heads
+    kv = draw(kv_heads(family, heads, gqa, most=WIDE_MAX_KV_HEADS))
     hidden = heads * head_dim
     if family == archs.INNER:
         hidden = draw(st.sampled_from((hidden, 128, WIDE_MAX_HIDDEN)))

@@ -9,6 +9,7 @@ artifacts cross versions, and quick local runs); the default, `all`, adds the di
 from __future__ import annotations
 
 import os
+from functools import cache
 
 from . import discovery
 from .curated import (
@@ -50,15 +51,14 @@ def available_architectures(families: str | None = None) -> tuple[Architecture, 
     return curated if families == "curated" else curated + discovery.discovered()
 
 
+@cache
 def by_name() -> dict[str, Architecture]:
+    """Every architecture by name (built once: case facts, configs and records look names up per example)."""
     return {a.name: a for a in ARCHITECTURES + discovery.discovered()}
 
 
 def get(name: str) -> Architecture:
-    for arch in ARCHITECTURES:
-        if arch.name == name:
-            return arch
-    found = by_name().get(name)
+    found = next((a for a in ARCHITECTURES if a.name == name), None) or by_name().get(name)
     if found is None:
         raise KeyError(f"unknown architecture {name!r}; known here: {', '.join(sorted(by_name()))}")
     return found
