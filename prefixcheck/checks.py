@@ -7,6 +7,7 @@ the fault self-tests and the reproduction scripts all go through here.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -263,6 +264,22 @@ def _rows(batch, which) -> dict[str, torch.Tensor]:
     return {k: v[which] for k, v in batch.items()}
 
 
+def _explicit_default_positions(base_model, batch) -> torch.Tensor | None:
+    """The position_ids that, passed explicitly, make the plain base model compute bitwise what it
+    computes without them: arange(seq) for most families, padding_idx + 1 + arange(seq) for
+    RoBERTa-style embeddings. None when the model's forward() takes no position_ids."""
+    if "position_ids" not in inspect.signature(base_model.forward).parameters:
+        return None
+    want = engine.logits(base_model, batch)
+    rows, seq = batch["input_ids"].shape
+    pad = base_model.config.pad_token_id
+    for start in dict.fromkeys([0, *([pad + 1] if pad is not None else [])]):
+        positions = torch.arange(start, start + seq, device=batch["input_ids"].device).expand(rows, -1)
+        if torch.equal(engine.logits(base_model, {**batch, "position_ids": positions}), want):
+            return positions
+    raise compare.Inconclusive("no explicit position_ids reproduce the base model's own default positions")
+
+
 @body("input-paths")
 def input_paths(ex, case):
     trained = _trained(ex, case)
@@ -286,6 +303,24 @@ def input_paths(ex, case):
         without = engine.logits(model, {k: v for k, v in sub.items() if k != "attention_mask"})
         tol = compare.tolerance(compare.BATCH_SHAPE, case.dtype, case.device)
         assert_equal(without, with_ones, tol, "no attention_mask vs an all-ones mask", base=base[unpadded])
+
+    def explicit_positions_equal_none():
+        sub = _rows(batch, unpadded)
+        positions = _explicit_default_positions(base_model, sub)
+        fed = (
+            positions
+            if positions is not None
+            else torch.arange(sub["input_ids"].shape[1]).expand(len(sub["input_ids"]), -1)
+        )
+        try:
+            got = engine.logits(model, {**sub, "position_ids": fed})
+        except TypeError as exc:
+            if positions is None and "position_ids" in str(exc):
+                return  # refused loudly, as the base model refuses it
+            raise
+        assert_equal(
+            got, engine.logits(model, sub), BITWISE, "explicit default position_ids vs none", base=base[unpadded]
+        )
 
     def labels_leave_logits():
         model.eval()
@@ -311,6 +346,7 @@ def input_paths(ex, case):
 
     ex.check("embeds-equal-ids", embeds_equal_ids)
     ex.check("no-mask-equals-ones", no_mask_equals_ones)
+    ex.check("explicit-positions-equal-none", explicit_positions_equal_none)
     ex.check("labels-leave-logits", labels_leave_logits)
     ex.check("padded-row-equals-alone", padded_row_equals_alone)
 

@@ -192,6 +192,24 @@ def prefix_dropped_without_mask(patch: Patch) -> None:
     _drop_prefix_when(patch, lambda kw: kw.get("attention_mask") is None and kw.get("input_ids") is not None)
 
 
+def positions_not_shifted_past_prefix(patch: Patch) -> None:
+    """Explicit position_ids reach the model as the caller gave them, not shifted past the virtual
+    tokens: the real tokens take the prefix's positions (a missed offset)."""
+    cls = peft.peft_model.PeftModel
+    original = getattr(cls, "_adjust_prompt_learning_kwargs", None)
+    if original is None:  # older PEFT ignores explicit position_ids (with a warning): drop the prefix instead
+        _drop_prefix_when(patch, lambda kw: kw.get("position_ids") is not None)
+        return
+
+    def adjust(self, peft_config, *, kwargs, **rest):
+        given = kwargs.get("position_ids")
+        original(self, peft_config, kwargs=kwargs, **rest)
+        if given is not None:
+            kwargs["position_ids"] = given
+
+    patch(cls, "_adjust_prompt_learning_kwargs", adjust)
+
+
 def prefix_dropped_with_labels(patch: Patch) -> None:
     """An eval forward pass given labels runs without the prefix (a loss-only code path)."""
     _drop_prefix_when(patch, lambda kw: kw.get("labels") is not None)

@@ -147,9 +147,15 @@ ALL: tuple[Property, ...] = (
             "logits, bitwise (a padded row may take positions, or SEQ_CLS its pooled token, from the pad ids)",
         ),
         ("no-mask-equals-ones", "on the unpadded rows, no attention_mask computes what an all-ones mask does"),
+        (
+            "explicit-positions-equal-none",
+            "on the unpadded rows, explicit position_ids that the base model treats as its default (counted from "
+            "the first real token) compute the logits of none, bitwise; where the model takes no position_ids, "
+            "PEFT refuses them as the model does or ignores them",
+        ),
         ("labels-leave-logits", "passing labels leaves the logits bitwise unchanged, with a finite loss"),
         ("padded-row-equals-alone", "a right-padded row's real positions compute what the row alone, unpadded, does"),
-        input_paths=("ids+mask", "embeds", "no-mask", "labels", "right-padded"),
+        input_paths=("ids+mask", "embeds", "no-mask", "positions", "labels", "right-padded"),
     ),
     _p(
         "generate-paths",

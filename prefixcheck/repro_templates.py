@@ -176,6 +176,31 @@ with torch.no_grad():
 if not close(a, b, {batch_atol}, {batch_rtol}):
     fail(f"no attention_mask differs from an all-ones mask: max |diff| {{(a - b).abs().max().item():.3e}}")
 """,
+    "explicit-positions-equal-none": """\
+import inspect
+rows = BATCH["attention_mask"].bool().all(dim=1)
+sub = {{k: v[rows] for k, v in INPUTS.items()}}
+n, seq = sub["input_ids"].shape
+base = build()
+takes = "position_ids" in inspect.signature(base.forward).parameters
+with torch.no_grad():
+    own = base(**sub).logits
+    starts = [0] + ([base.config.pad_token_id + 1] if base.config.pad_token_id is not None else [])
+    # the explicit positions the base model treats as its own default (0.. or padding_idx + 1.. for RoBERTa)
+    found = [s for s in starts if takes and torch.equal(
+        base(**sub, position_ids=torch.arange(s, s + seq).expand(n, -1)).logits, own)]
+    positions = torch.arange(found[0] if found else 0, (found[0] if found else 0) + seq).expand(n, -1)
+    try:
+        a = reloaded(**sub, position_ids=positions).logits.float().cpu()
+    except TypeError as exc:
+        if takes or "position_ids" not in str(exc):
+            raise
+        print("the model takes no position_ids and PEFT refuses them too: nothing to compare")
+        sys.exit(0)
+    b = reloaded(**sub).logits.float().cpu()
+if not torch.equal(a, b):
+    fail(f"explicit default position_ids change the logits: max |diff| {{(a - b).abs().max().item():.3e}}")
+""",
     "labels-leave-logits": """\
 with torch.no_grad():
     out = reloaded(**BATCH)

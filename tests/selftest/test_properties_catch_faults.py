@@ -171,6 +171,7 @@ SCENARIOS = (
     Scenario("cpu-cuda-transfer", _KV, "equals-across-devices", _ALL),
     Scenario("input-paths", faults.prefix_dropped_for_inputs_embeds, "embeds-equal-ids", _RIGHT, "prefix-ignored"),
     Scenario("input-paths", faults.prefix_dropped_without_mask, "no-mask-equals-ones", _RIGHT, "prefix-ignored"),
+    Scenario("input-paths", faults.positions_not_shifted_past_prefix, "explicit-positions-equal-none", _RIGHT),
     Scenario("input-paths", faults.prefix_dropped_with_labels, "labels-leave-logits", _RIGHT, "prefix-ignored"),
     Scenario(
         "input-paths", faults.prefix_dropped_for_padded_batches, "padded-row-equals-alone", _RIGHT, "prefix-ignored"
