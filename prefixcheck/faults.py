@@ -197,7 +197,7 @@ def positions_not_shifted_past_prefix(patch: Patch) -> None:
     tokens: the real tokens take the prefix's positions (a missed offset)."""
     cls = peft.peft_model.PeftModel
     original = getattr(cls, "_adjust_prompt_learning_kwargs", None)
-    if original is None:  # older PEFT ignores explicit position_ids (with a warning): drop the prefix instead
+    if original is None:  # PEFT < 0.19 ignores explicit position_ids (with a warning): drop the prefix instead
         _drop_prefix_when(patch, lambda kw: kw.get("position_ids") is not None)
         return
 
