@@ -274,7 +274,8 @@ def _explicit_default_positions(base_model, batch) -> torch.Tensor | None:
     rows, seq = batch["input_ids"].shape
     pad = base_model.config.pad_token_id
     for start in dict.fromkeys([0, *([pad + 1] if pad is not None else [])]):
-        positions = torch.arange(start, start + seq, device=batch["input_ids"].device).expand(rows, -1)
+        # a tensor of its own, as a caller would pass (some models shift position_ids in place)
+        positions = torch.arange(start, start + seq, device=batch["input_ids"].device).repeat(rows, 1)
         if torch.equal(engine.logits(base_model, {**batch, "position_ids": positions}), want):
             return positions
     raise compare.Inconclusive("no explicit position_ids reproduce the base model's own default positions")
@@ -310,7 +311,7 @@ def input_paths(ex, case):
         fed = (
             positions
             if positions is not None
-            else torch.arange(sub["input_ids"].shape[1]).expand(len(sub["input_ids"]), -1)
+            else torch.arange(sub["input_ids"].shape[1]).repeat(len(sub["input_ids"]), 1)
         )
         try:
             got = engine.logits(model, {**sub, "position_ids": fed})

@@ -56,6 +56,10 @@ def case_facts(case: Case) -> dict[str, object]:
         "named_adapter": case.prefix.adapter_name != "default",
         "num_layers": case.model.num_layers,
         "num_virtual_tokens": case.prefix.num_virtual_tokens,
+        # as many virtual tokens as the encoder input has tokens, padded or not (transformers 4.x
+        # encoder-decoders then reuse the prefix as their cross-attention keys/values)
+        "prefix_length_is_an_input_length": case.prefix.num_virtual_tokens
+        in (case.recipe.seq_len, case.recipe.seq_len - case.recipe.num_padded),
         "init_weights": case.prefix.init_weights or "random",
     }
 

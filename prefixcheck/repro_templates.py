@@ -188,8 +188,8 @@ with torch.no_grad():
     starts = [0] + ([base.config.pad_token_id + 1] if base.config.pad_token_id is not None else [])
     # the explicit positions the base model treats as its own default (0.. or padding_idx + 1.. for RoBERTa)
     found = [s for s in starts if takes and torch.equal(
-        base(**sub, position_ids=torch.arange(s, s + seq).expand(n, -1)).logits, own)]
-    positions = torch.arange(found[0] if found else 0, (found[0] if found else 0) + seq).expand(n, -1)
+        base(**sub, position_ids=torch.arange(s, s + seq).repeat(n, 1)).logits, own)]
+    positions = torch.arange(found[0] if found else 0, (found[0] if found else 0) + seq).repeat(n, 1)
     try:
         a = reloaded(**sub, position_ids=positions).logits.float().cpu()
     except TypeError as exc:
