@@ -147,8 +147,7 @@ def xdist_scaling() -> dict:
     for workers in ("0", "2"):
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-m", "pytest", "tests/properties", "-q", "-n", workers, "--dist", "worksteal"]
-            + ["-p", "no:cacheprovider"],  # as tox runs it
+            [sys.executable, "-m", "pytest", "tests/properties", "-q", "-n", workers, "-p", "no:cacheprovider"],
             cwd=ROOT,
             env=env,
             capture_output=True,

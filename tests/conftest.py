@@ -46,22 +46,7 @@ if PROFILE == "nightly":  # realistic sizes too (strategies.size_tiers)
     os.environ.setdefault("PREFIXCHECK_SIZE_TIERS", "tiny,wide")
 
 
-# Longest items first, so that neither xdist worker idles at the end of a run (with
-# `--dist worksteal`, an idle worker takes half of the other's queue): the Trainer properties'
-# Hypothesis items, then the other Hypothesis items, then the one-example every-family items,
-# which fill the gaps.
-_FIRST = ("test_trainer_checkpoints.py", "test_adapters_dtypes_devices.py", "test_input_paths.py")
-_LAST = ("test_every_family.py",)
-
-
-def _longest_first(item) -> int:
-    name = item.path.name
-    return _FIRST.index(name) if name in _FIRST else len(_FIRST) + (name in _LAST)
-
-
 def pytest_collection_modifyitems(config, items):
-    if _runs_properties(config):
-        items.sort(key=_longest_first)  # stable: the order within a file is kept
     # On a GPU runner a CUDA test that skips is a failure of the runner, not a clean skip.
     if os.environ.get("PREFIXCHECK_REQUIRE_CUDA") == "1":
         from prefixcheck.versions import features
