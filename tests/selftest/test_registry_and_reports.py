@@ -351,3 +351,12 @@ def test_every_field_of_a_place_reaches_the_entry():
     assert entry.places("reload-equality", CASE) == ("load",)  # float32: the bf16-only place drops out
     assert entry.places("reload-equality", CASE.with_prefix(adapter_name="other")) == ()
     assert entry.effect_above("reload-equality", "reloaded-equals-trained", CASE.replace(dtype="bfloat16")) == 10.0
+
+
+def test_a_padded_row_is_judged_only_where_padding_alone_leaves_the_base_model_still():
+    # the base model's own padded-vs-alone difference (bf16 noise) decides whether the claim can judge
+    table = cmp.tolerance(cmp.BATCH_SHAPE, "bfloat16", "cpu")
+    assert cmp.batch_shape_tolerance("bfloat16", "cpu", 0.0) == table
+    assert cmp.batch_shape_tolerance("bfloat16", "cpu", cmp.CAST_BASE_SHARE * table.atol) == table
+    with pytest.raises(cmp.Inconclusive, match="base model alone moves by 3.125e-02"):
+        cmp.batch_shape_tolerance("bfloat16", "cpu", 0.03125)  # T5, bf16, width 256, measured
