@@ -81,6 +81,11 @@ class PrefixSpec:
         return kwargs
 
 
+# generate() extends every judged sequence by this many tokens (the strategies leave room for them
+# below a model's position limit)
+MAX_NEW_TOKENS = 3
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How the adapter is trained before it is saved, and the batch it is judged on."""

@@ -24,7 +24,7 @@ import transformers
 from peft import PeftModel, PrefixTuningConfig, get_peft_model
 
 from . import architectures
-from .case import Case
+from .case import MAX_NEW_TOKENS, Case
 from .versions import features
 
 transformers.logging.set_verbosity_error()
@@ -63,7 +63,6 @@ _compile_model_card_template_once()
 
 
 DTYPE = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-MAX_NEW_TOKENS = 3
 S2S_TARGET_LEN = 4
 _GENERATE_HAS_LOGITS = "output_logits" in inspect.signature(
     transformers.GenerationConfig.__init__

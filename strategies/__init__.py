@@ -23,7 +23,7 @@ import os
 from hypothesis import strategies as st
 
 from prefixcheck import architectures as archs
-from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
+from prefixcheck.case import MAX_NEW_TOKENS, AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 from prefixcheck.versions import features
 
 # Named limits: every example builds and trains a model, so sizes stay tiny.
@@ -50,8 +50,9 @@ WIDE_MAX_HIDDEN = 256
 WIDE_MAX_KV_HEADS = 8
 WIDE_LAYERS = (4, 12)
 POSITION_LIMIT = 128  # max_position_embeddings of every curated tiny config (BERT's 130 less its offset)
-# long prefixes, leaving room for a sequence of SEQ_LENS[1] tokens below the position limit
-WIDE_VIRTUAL_TOKENS = (33, POSITION_LIMIT - SEQ_LENS[1])
+# long prefixes, leaving room below the position limit for a sequence of SEQ_LENS[1] tokens and
+# the tokens generate() adds to it
+WIDE_VIRTUAL_TOKENS = (33, POSITION_LIMIT - SEQ_LENS[1] - MAX_NEW_TOKENS)
 SIZE_TIERS = ("tiny", "wide")
 
 
@@ -206,7 +207,7 @@ def recipes(
     """Training length and the judged batch; padding (in the last row only) is built inside the
     sequence length, so with `min_batch=2` at least one row is unpadded. A padded row keeps two
     real tokens: with one, a causal LM's shifted labels are all ignored and its loss is NaN."""
-    if max_seq_len:  # the wide tier: up to the position limit, and often exactly at it
+    if max_seq_len:  # the wide tier: up to the position limit (generated tokens counted), often exactly at it
         seq_len = draw(st.just(max_seq_len) | st.integers(SEQ_LENS[1], max_seq_len))
     else:
         seq_len = draw(st.integers(*SEQ_LENS))
@@ -258,7 +259,7 @@ def cases(
         model=draw(model_specs(a, t, gqa, "wide" if wide else "tiny")),
         task=t,
         prefix=draw(prefix_specs(projection, adapter_name, nvt)),
-        recipe=draw(recipes(padded, min_batch, padding_side, POSITION_LIMIT - nvt if wide else 0)),
+        recipe=draw(recipes(padded, min_batch, padding_side, POSITION_LIMIT - nvt - MAX_NEW_TOKENS if wide else 0)),
         dtype=dtype or draw(dtypes(dev)),
         device=dev,
         seed=draw(seeds),

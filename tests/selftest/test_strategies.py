@@ -4,7 +4,7 @@ and the constraints real models have hold by construction."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from prefixcheck import architectures as archs
@@ -55,3 +55,17 @@ def test_min_batch_leaves_an_unpadded_row(case):
 def test_every_architecture_the_issue_asks_for_is_built_here():
     wanted = {"llama", "qwen3", "gpt2", "opt", "gpt_neox", "bloom", "gpt_bigcode", "gemma2", "t5", "bart", "bert"}
     assert wanted <= {a.name for a in archs.available_architectures()}
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_wide_tier_leaves_room_below_the_position_limit_for_generated_tokens(data, monkeypatch):
+    # seq_len + virtual tokens reached 128 exactly and generate() then ran past GPT-2's position
+    # table (IndexError; found by the nightly)
+    import strategies
+    from prefixcheck.case import MAX_NEW_TOKENS
+
+    monkeypatch.setenv("PREFIXCHECK_SIZE_TIERS", "wide")
+    case = data.draw(cases(task="CAUSAL_LM", arch="gpt2"))
+    used = case.recipe.seq_len + case.prefix.num_virtual_tokens + MAX_NEW_TOKENS
+    assert used <= strategies.POSITION_LIMIT
