@@ -281,6 +281,27 @@ def _explicit_default_positions(base_model, batch) -> torch.Tensor | None:
     raise compare.Inconclusive("no explicit position_ids reproduce the base model's own default positions")
 
 
+def _left_padded(batch, num_padded: int) -> dict[str, torch.Tensor]:
+    """The batch with its right-padded last row turned left-padded: the same tokens, the pads first."""
+    out = dict(batch)
+    for k in ("input_ids", "attention_mask"):
+        out[k] = batch[k].clone()
+        out[k][-1] = batch[k][-1].roll(num_padded)
+    return out
+
+
+def _left_padding_positions(base_model, left, unpadded) -> dict[str, torch.Tensor]:
+    """What a caller passes with a left-padded batch so that each row's real tokens take the
+    positions they take alone: position_ids counted from the first real token (mask.cumsum(-1) - 1,
+    as generate() does), from where the model's own default counts (0, or padding_idx + 1 for
+    RoBERTa); nothing where forward() takes no position_ids (relative, ALiBi from the mask, or none)."""
+    default = _explicit_default_positions(base_model, unpadded)
+    if default is None:
+        return {}
+    counted = (left["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
+    return {"position_ids": counted + default[0, 0]}
+
+
 @body("input-paths")
 def input_paths(ex, case):
     trained = _trained(ex, case)
@@ -345,11 +366,31 @@ def input_paths(ex, case):
         tol = compare.batch_shape_tolerance(case.dtype, case.device, compare.max_diff(base_in_batch, base_alone))
         assert_equal(got, want, tol, "the right-padded row in its batch vs alone", base=base_alone)
 
+    def left_padded_row_equals_alone():
+        real = case.recipe.seq_len - case.recipe.num_padded
+        left = _left_padded(batch, case.recipe.num_padded)
+        left = {**left, **_left_padding_positions(base_model, left, _rows(batch, unpadded))}
+        alone = {k: v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:] for k, v in batch.items()}
+        per_position = case.task in ("CAUSAL_LM", "TOKEN_CLS")  # one output per input position: the real ones
+
+        def last_row(logits):
+            return logits[-1:, -real:] if per_position else logits[-1:]
+
+        base_alone = engine.logits(base_model, alone)
+        # the same comparison without the adapter: what left padding alone moves (an encoder's first
+        # token pooled, absolute positions the model cannot be given), judged only where that is small
+        base_diff = compare.max_diff(last_row(engine.logits(base_model, left)), base_alone)
+        tol = compare.batch_shape_tolerance(case.dtype, case.device, base_diff)
+        how = "with position_ids from its first real token" if "position_ids" in left else "without position_ids"
+        got = last_row(engine.logits(model, left))
+        assert_equal(got, engine.logits(model, alone), tol, f"the left-padded row ({how}) vs alone", base=base_alone)
+
     ex.check("embeds-equal-ids", embeds_equal_ids)
     ex.check("no-mask-equals-ones", no_mask_equals_ones)
     ex.check("explicit-positions-equal-none", explicit_positions_equal_none)
     ex.check("labels-leave-logits", labels_leave_logits)
     ex.check("padded-row-equals-alone", padded_row_equals_alone)
+    ex.check("left-padded-row-equals-alone", left_padded_row_equals_alone)
 
 
 @body("generate-paths")

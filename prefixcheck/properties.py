@@ -155,7 +155,12 @@ ALL: tuple[Property, ...] = (
         ),
         ("labels-leave-logits", "passing labels leaves the logits bitwise unchanged, with a finite loss"),
         ("padded-row-equals-alone", "a right-padded row's real positions compute what the row alone, unpadded, does"),
-        input_paths=("ids+mask", "embeds", "no-mask", "positions", "labels", "right-padded"),
+        (
+            "left-padded-row-equals-alone",
+            "the same row left-padded computes at its real positions what it computes alone, given positions as "
+            "the base model needs them to (none, or counted from the first real token as generate() does)",
+        ),
+        input_paths=("ids+mask", "embeds", "no-mask", "positions", "labels", "right-padded", "left-padded"),
     ),
     _p(
         "generate-paths",

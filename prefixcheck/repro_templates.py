@@ -221,6 +221,34 @@ if {per_position}:
 if not close(a, b, {batch_atol}, {batch_rtol}):
     fail(f"the right-padded row differs from the same row alone: max |diff| {{(a - b).abs().max().item():.3e}}")
 """,
+    "left-padded-row-equals-alone": """\
+import inspect
+real = {seq_len} - {num_padded}
+alone = {{k: (v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:]) for k, v in INPUTS.items()}}
+left = dict(INPUTS)
+for k in ("input_ids", "attention_mask"):  # the same last row, its pads moved to the front
+    left[k] = INPUTS[k].clone()
+    left[k][-1] = INPUTS[k][-1].roll({num_padded})
+base = build()
+if "position_ids" in inspect.signature(base.forward).parameters:
+    # counted from the first real token, as generate() does, from where the model's own default starts
+    rows = BATCH["attention_mask"].bool().all(dim=1)
+    sub = {{k: v[rows] for k, v in INPUTS.items()}}
+    n, seq = sub["input_ids"].shape
+    with torch.no_grad():
+        own = base(**sub).logits
+        starts = [0] + ([base.config.pad_token_id + 1] if base.config.pad_token_id is not None else [])
+        start = next((s for s in starts if torch.equal(
+            base(**sub, position_ids=torch.arange(s, s + seq).repeat(n, 1)).logits, own)), 0)
+    left["position_ids"] = (left["attention_mask"].long().cumsum(-1) - 1).clamp(min=0) + start
+with torch.no_grad():
+    a = reloaded(**left).logits.float().cpu()[-1:]
+    b = reloaded(**alone).logits.float().cpu()
+if {per_position}:
+    a = a[:, -real:]
+if not close(a, b, {batch_atol}, {batch_rtol}):
+    fail(f"the left-padded row differs from the same row alone: max |diff| {{(a - b).abs().max().item():.3e}}")
+""",
 }
 
 GENERATE_SETUP = """\

@@ -1,7 +1,8 @@
 """Every way a user feeds the model or generates (statements in prefixcheck/properties.py).
 
 - input-paths: inputs_embeds vs input_ids, no attention mask vs an all-ones one, labels given or
-  not, a right-padded row vs the same row alone: the reloaded adapter computes the same.
+  not, explicit default positions or none, a right-padded row vs the same row alone and the same
+  row left-padded vs alone: the reloaded adapter computes the same.
 - generate-paths: every greedy step agrees with a forward pass over the prompt and the tokens so
   far; a second call repeats the first; beam search scores as the forward pass does; generating
   from inputs_embeds equals generating from ids; use_cache off computes what it computes on.

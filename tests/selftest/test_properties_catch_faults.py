@@ -176,6 +176,8 @@ SCENARIOS = (
     Scenario(
         "input-paths", faults.prefix_dropped_for_padded_batches, "padded-row-equals-alone", _RIGHT, "prefix-ignored"
     ),
+    # positions counted from the first real token, not shifted past the prefix: the left-padded row moves
+    Scenario("input-paths", faults.positions_not_shifted_past_prefix, "left-padded-row-equals-alone", _RIGHT),
     Scenario(
         "generate-paths",
         faults.decode_steps_feed_another_token,

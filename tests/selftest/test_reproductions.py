@@ -87,3 +87,14 @@ def test_the_trainer_script_catches_a_trainer_that_keeps_its_last_model(tmp_path
     assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
     broken = _run_with_fault(script, tmp_path, "trainer_keeps_last_model(faults.Patcher())")
     assert broken.returncode == 1 and "differs from the best checkpoint's" in broken.stdout, broken.stdout
+
+
+def test_the_left_padding_script_catches_positions_left_unshifted(tmp_path):
+    """The left-padded row's script passes positions as generate() does: a PEFT that no longer shifts
+    them past the virtual tokens is caught outside the suite too."""
+    case = BASE.with_recipe(padding_side="right")
+    script = repro.write("input-paths", case, tmp_path / "left.py", point="left-padded-row-equals-alone")
+    clean = _run(script, tmp_path)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+    broken = _run_with_fault(script, tmp_path, "positions_not_shifted_past_prefix(faults.Patcher())")
+    assert broken.returncode == 1 and "the left-padded row differs" in broken.stdout, broken.stdout + broken.stderr
