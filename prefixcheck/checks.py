@@ -290,13 +290,23 @@ def _left_padded(batch, num_padded: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def _left_padding_positions(base_model, left, unpadded) -> dict[str, torch.Tensor]:
+def _left_padding_positions(case, base_model, left, unpadded) -> dict[str, torch.Tensor]:
     """What a caller passes with a left-padded batch so that each row's real tokens take the
     positions they take alone: position_ids counted from the first real token (mask.cumsum(-1) - 1,
     as generate() does), from where the model's own default counts (0, or padding_idx + 1 for
-    RoBERTa); nothing where forward() takes no position_ids (relative, ALiBi from the mask, or none)."""
+    RoBERTa); nothing where forward() takes no position_ids and positions are relative, ALiBi (from
+    the mask) or none. Inconclusive where it takes none and counts rotary or absolute positions from
+    the first token, pads included: no caller can give the row its own positions (RoFormer, Falcon's
+    classification heads). A tiny random base model barely feels rotary positions, so this is
+    decided from the family, not measured on the base model."""
     default = _explicit_default_positions(base_model, unpadded)
     if default is None:
+        kind = architectures.get(case.model.arch).positions
+        if kind in ("rotary", "absolute"):
+            raise compare.Inconclusive(
+                f"{type(base_model).__name__}.forward() takes no position_ids and its {kind} positions count "
+                "from the first token, pads included: a left-padded row cannot be given its own positions"
+            )
         return {}
     counted = (left["attention_mask"].long().cumsum(-1) - 1).clamp(min=0)
     return {"position_ids": counted + default[0, 0]}
@@ -369,7 +379,7 @@ def input_paths(ex, case):
     def left_padded_row_equals_alone():
         real = case.recipe.seq_len - case.recipe.num_padded
         left = _left_padded(batch, case.recipe.num_padded)
-        left = {**left, **_left_padding_positions(base_model, left, _rows(batch, unpadded))}
+        left = {**left, **_left_padding_positions(case, base_model, left, _rows(batch, unpadded))}
         alone = {k: v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:] for k, v in batch.items()}
         per_position = case.task in ("CAUSAL_LM", "TOKEN_CLS")  # one output per input position: the real ones
 
