@@ -41,6 +41,7 @@ def case_facts(case: Case) -> dict[str, object]:
         "encoder_decoder": arch.encoder_decoder,
         "curated": arch.curated,  # a hand-written config (architectures/curated.py) or a discovered family
         "positions": arch.positions,  # rotary, alibi, relative, absolute, none
+        "takes_position_ids": arch.takes_position_ids(case.task),  # the head's forward() takes position_ids
         "task": case.task,
         "prefix_projection": case.prefix.prefix_projection,
         "dtype": case.dtype,

@@ -104,6 +104,10 @@ class Architecture:
         """eager always; sdpa where the installed model class declares support for it."""
         return ("eager", "sdpa") if _supports_sdpa(self.model_type, task) else ("eager",)
 
+    def takes_position_ids(self, task: str) -> bool:
+        """Whether the task's head class takes position_ids in forward() (a caller can place tokens)."""
+        return _takes_position_ids(self.model_type, task)
+
 
 def _llama_like(lay: AttentionLayout, n: int) -> dict:
     kw = dict(
@@ -275,3 +279,15 @@ def _supports_sdpa(model_type: str, task: str) -> bool:
 
     class_name = getattr(modeling_auto, _AUTO_MAPPING[task]).get(model_type)
     return bool(class_name) and bool(getattr(getattr(transformers, class_name, None), "_supports_sdpa", False))
+
+
+@cache
+def _takes_position_ids(model_type: str, task: str) -> bool:
+    import inspect
+
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    class_name = getattr(modeling_auto, _AUTO_MAPPING[task]).get(model_type)
+    cls = getattr(transformers, class_name, None) if isinstance(class_name, str) else None
+    return cls is not None and "position_ids" in inspect.signature(cls.forward).parameters
