@@ -15,6 +15,7 @@ a named property before "*").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,57 +33,73 @@ class RegistryError(ValueError):
     """known_issues.toml is malformed; the message names the entry and the field."""
 
 
-def case_facts(case: Case) -> dict[str, object]:
-    """The flat facts an entry's `cases` can constrain."""
-    arch = architectures.get(case.model.arch)
-    lay = case.model.layout
-    return {
-        "arch": case.model.arch,
-        "encoder_decoder": arch.encoder_decoder,
-        "curated": arch.curated,  # a hand-written config (architectures/curated.py) or a discovered family
-        "positions": arch.positions,  # rotary, alibi, relative, absolute, none
-        "takes_position_ids": arch.takes_position_ids(case.task),  # the head's forward() takes position_ids
-        "task": case.task,
-        "prefix_projection": case.prefix.prefix_projection,
-        "dtype": case.dtype,
-        "device": case.device,
-        "attn_implementation": case.model.attn_implementation,
-        "padding_side": case.recipe.padding_side,
-        "padded": case.recipe.num_padded > 0,
-        "gqa": lay.num_kv_heads < lay.num_heads,
-        "multi_kv_heads": lay.num_kv_heads > 1,  # the cache holds more than one key/value head
-        "explicit_head_dim": lay.explicit_head_dim,
-        # PEFT's prefix width differs from what the model's cache holds per layer
-        "prefix_width_mismatch": arch.peft_token_dim(case.model) != arch.kv_token_dim(lay),
-        "named_adapter": case.prefix.adapter_name != "default",
-        "num_layers": case.model.num_layers,
-        "num_virtual_tokens": case.prefix.num_virtual_tokens,
-        # as many virtual tokens as the encoder input has tokens, padded or not (transformers 4.x
-        # encoder-decoders then reuse the prefix as their cross-attention keys/values)
-        "prefix_length_is_an_input_length": case.prefix.num_virtual_tokens
-        in (case.recipe.seq_len, case.recipe.seq_len - case.recipe.num_padded),
-        "init_weights": case.prefix.init_weights or "random",
-    }
+def _arch(case: Case):
+    return architectures.get(case.model.arch)
 
 
-FACTS = tuple(
-    case_facts(
-        Case.from_dict(
-            {
-                "model": {
-                    "arch": "llama",
-                    "num_layers": 1,
-                    "layout": {"hidden_size": 8, "num_heads": 2, "num_kv_heads": 1, "head_dim": 4},
-                },
-                "task": "CAUSAL_LM",
-                "prefix": {"num_virtual_tokens": 1},
-            }
-        )
-    )
-)
+def _lay(case: Case):
+    return case.model.layout
 
 
-def _facts_hold(facts: dict[str, object], allowed: dict[str, tuple], excluded: dict[str, tuple]) -> bool:
+# The flat facts an entry's `cases` can constrain, each a rule on the case.
+_FACT_RULES: dict[str, Callable[[Case], object]] = {
+    "arch": lambda c: c.model.arch,
+    "encoder_decoder": lambda c: _arch(c).encoder_decoder,
+    # a hand-written config (architectures/curated.py) or a discovered family
+    "curated": lambda c: _arch(c).curated,
+    "positions": lambda c: _arch(c).positions,  # rotary, alibi, relative, absolute, none
+    # the head's forward() takes position_ids (read from the installed model class)
+    "takes_position_ids": lambda c: _arch(c).takes_position_ids(c.task),
+    "task": lambda c: c.task,
+    "prefix_projection": lambda c: c.prefix.prefix_projection,
+    "dtype": lambda c: c.dtype,
+    "device": lambda c: c.device,
+    "attn_implementation": lambda c: c.model.attn_implementation,
+    "padding_side": lambda c: c.recipe.padding_side,
+    "padded": lambda c: c.recipe.num_padded > 0,
+    "gqa": lambda c: _lay(c).num_kv_heads < _lay(c).num_heads,
+    "multi_kv_heads": lambda c: _lay(c).num_kv_heads > 1,  # the cache holds more than one key/value head
+    "explicit_head_dim": lambda c: _lay(c).explicit_head_dim,
+    # PEFT's prefix width differs from what the model's cache holds per layer
+    "prefix_width_mismatch": lambda c: _arch(c).peft_token_dim(c.model) != _arch(c).kv_token_dim(_lay(c)),
+    "named_adapter": lambda c: c.prefix.adapter_name != "default",
+    "num_layers": lambda c: c.model.num_layers,
+    "num_virtual_tokens": lambda c: c.prefix.num_virtual_tokens,
+    # as many virtual tokens as the encoder input has tokens, padded or not (transformers 4.x
+    # encoder-decoders then reuse the prefix as their cross-attention keys/values)
+    "prefix_length_is_an_input_length": lambda c: (
+        c.prefix.num_virtual_tokens in (c.recipe.seq_len, c.recipe.seq_len - c.recipe.num_padded)
+    ),
+    "init_weights": lambda c: c.prefix.init_weights or "random",
+}
+FACTS = tuple(_FACT_RULES)
+
+
+class _Facts(Mapping):
+    """A case's facts, each worked out on first use: some read the installed model classes, and
+    an entry only ever asks for the few it constrains."""
+
+    def __init__(self, case: Case) -> None:
+        self._case, self._known = case, {}
+
+    def __getitem__(self, fact: str) -> object:
+        if fact not in self._known:
+            self._known[fact] = _FACT_RULES[fact](self._case)
+        return self._known[fact]
+
+    def __iter__(self):
+        return iter(_FACT_RULES)
+
+    def __len__(self) -> int:
+        return len(_FACT_RULES)
+
+
+def case_facts(case: Case) -> Mapping[str, object]:
+    """The flat facts an entry's `cases` can constrain (FACTS), computed as they are asked for."""
+    return _Facts(case)
+
+
+def _facts_hold(facts: Mapping[str, object], allowed: dict[str, tuple], excluded: dict[str, tuple]) -> bool:
     return all(facts[k] in v for k, v in allowed.items()) and not any(facts[k] in v for k, v in excluded.items())
 
 
