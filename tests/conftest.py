@@ -130,16 +130,44 @@ def _write_observed(path: str) -> None:
         json.dump(_observed(), f)
 
 
+def _run_context() -> dict:
+    """What the summary needs to know of this install besides the records: the registry entries
+    that apply, the families discovered and set aside, and the coverage a whole run must reach.
+    Worked out where torch, transformers and PEFT are already imported (each xdist worker, or the
+    only process), so the xdist controller never imports them after the last test just to write
+    the summary (measured: 5-9 s of serial time at the end of a 2-worker run)."""
+    from prefixcheck import architectures, coverage, known_issues
+    from prefixcheck.architectures import discovery
+    from prefixcheck.versions import features, satisfies
+    from tests.properties._common import TASKS
+
+    archs = architectures.available_architectures()
+    tiers = ("tiny", "wide") if PROFILE == "nightly" else ("tiny",)
+    expected = coverage.expected(archs, TASKS, features().cuda, tiers)
+    context = {
+        "live_entries": [i.id for i in known_issues.REGISTRY if all(satisfies(p, s) for p, s in i.affects.items())],
+        "expected_coverage": {axis: sorted(values) for axis, values in expected.items()},
+    }
+    if architectures.family_set() == "all":
+        context["discovered_families"] = sorted(a.name for a in discovery.discovered())
+        context["skipped_families"] = [vars(s) for s in discovery.skipped()]
+    return context
+
+
 def pytest_sessionfinish(session, exitstatus):
     parts = _parts_dir(session.config)
     worker = getattr(session.config, "workerinput", None)
     if worker is not None:
         outcomes.RECORDER.write_part(os.path.join(parts, f"{worker['workerid']}.json"))
         _write_observed(os.path.join(parts, f"tolerances-{worker['workerid']}.json"))
+        if outcomes.RECORDER.outcomes:
+            with open(os.path.join(parts, f"context-{worker['workerid']}.json"), "w") as f:
+                json.dump(_run_context(), f)
         return
     recorder = outcomes.Recorder()
     recorder.records.update(outcomes.RECORDER.records)  # what ran here (all of it without xdist)
     observed = _observed()
+    context = None
     if os.path.isdir(parts):
         for name in sorted(os.listdir(parts)):
             if name.startswith("tolerances-"):
@@ -147,30 +175,23 @@ def pytest_sessionfinish(session, exitstatus):
                     kept_seen, kept_atol = observed.get(reason, (0.0, atol))
                     if seen / atol >= kept_seen / kept_atol:  # the pass that used most of its atol
                         observed[reason] = (seen, atol)
+            elif name.startswith("context-"):
+                context = json.loads(open(os.path.join(parts, name)).read())  # the same from every worker
             else:
                 recorder.load_part(os.path.join(parts, name))
         shutil.rmtree(parts, ignore_errors=True)
     if not recorder.outcomes:
         return  # only self-tests or nothing ran: keep the last property summary
-    from prefixcheck import known_issues
-    from prefixcheck.versions import satisfies
-
-    live = [i for i in known_issues.REGISTRY if all(satisfies(p, s) for p, s in i.affects.items())]
-    summary = outcomes.summary(recorder, registry=live)
+    context = context or _run_context()
+    summary = outcomes.summary(recorder, live_entries=context["live_entries"])
     summary["hypothesis_profile"] = PROFILE
-    from prefixcheck import architectures, coverage
-    from prefixcheck.architectures import discovery
-    from prefixcheck.versions import features
-    from tests.properties._common import TASKS
+    for key in ("discovered_families", "skipped_families"):
+        if key in context:
+            summary[key] = context[key]
+    expected = {axis: set(values) for axis, values in context["expected_coverage"].items()}
+    from prefixcheck import coverage  # light: no torch
 
-    if architectures.family_set() == "all":
-        summary["discovered_families"] = sorted(a.name for a in discovery.discovered())
-        summary["skipped_families"] = [vars(s) for s in discovery.skipped()]
-    archs = architectures.available_architectures()
-    tiers = ("tiny", "wide") if PROFILE == "nightly" else ("tiny",)
-    summary["coverage_gaps"] = coverage.gaps(
-        summary["coverage"], coverage.expected(archs, TASKS, features().cuda, tiers)
-    )
+    summary["coverage_gaps"] = coverage.gaps(summary["coverage"], expected)
     # per tolerance entry, the pass that used the largest share of its atol (the headroom the README states)
     summary["tolerance_headroom"] = {r: {"max_seen": s, "atol": a} for r, (s, a) in sorted(observed.items())}
     path = outcomes.reports_dir() / "summary.json"

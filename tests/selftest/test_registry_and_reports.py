@@ -315,7 +315,7 @@ def test_summary_names_versions_counts_hits_and_unused_entries(tmp_path):
     rec.write_part(tmp_path / "part.json")
     merged = outcomes.Recorder()
     merged.load_part(tmp_path / "part.json")
-    summary = outcomes.summary(merged, registry=[ENTRY])
+    summary = outcomes.summary(merged, live_entries=[ENTRY.id])
     assert summary["versions"] == installed()
     slot = summary["properties"]["saved-shapes"]
     assert (slot["passed"], slot["failed"], slot["known"]) == (1, 0, {"some-entry": 1})
