@@ -65,12 +65,15 @@ SECOND_PREFIX = PrefixSpec(num_virtual_tokens=2, adapter_name="second")
 
 
 EVERY_FAMILY_MODES = ("rotate", "all")
+# the properties whose claims are the input paths (ids vs embeddings, masks, positions, padding
+# sides, labels; greedy, beam, repeated and embeds generate(), no cache): every cell runs them
+INPUT_PATH_PROPERTIES = ("input-paths", "generate-paths")
 
 
 def every_family_mode() -> str:
-    """PREFIXCHECK_EVERY_FAMILY: `rotate` (default; one property per cell, turning per task among
-    the properties of one round trip's cost; the Trainer ones meet every family in the Hypothesis
-    items) or `all` (every property of the task per cell: the sweep that shows, per family,
+    """PREFIXCHECK_EVERY_FAMILY: `rotate` (default; per cell the input-path properties and one
+    more, turning per task among the properties of one round trip's cost; the Trainer ones meet
+    every family in the Hypothesis items) or `all` (every property of the task per cell: the sweep that shows, per family,
     what the registry must hold)."""
     mode = os.environ.get("PREFIXCHECK_EVERY_FAMILY", "rotate")
     if mode not in EVERY_FAMILY_MODES:
@@ -107,7 +110,10 @@ def every_family_cells(mode: str | None = None) -> list[tuple[str, Case]]:
                     ),  # fmt: skip
                     seed=i,
                 )
-                chosen = props if mode == "all" else [props[i % len(props)]]
+                # rotate: the turning property, plus the input-path properties on every cell (the
+                # pinned cross-product: each family x task x projection through every input path)
+                paths = [p for p in props if p.name in INPUT_PATH_PROPERTIES]
+                chosen = props if mode == "all" else list(dict.fromkeys([props[i % len(props)], *paths]))
                 for p in chosen:
                     # input-paths compares a right-padded row with itself alone
                     right = case.with_recipe(padding_side="right") if p.name == "input-paths" else case

@@ -12,7 +12,7 @@ import pytest
 
 from prefixcheck import architectures, coverage, outcomes
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec
-from tests.properties._common import TASKS, every_family_cells
+from tests.properties._common import INPUT_PATH_PROPERTIES, TASKS, every_family_cells, tasks_of
 
 pytestmark = pytest.mark.selftest
 
@@ -23,7 +23,11 @@ def test_every_available_architecture_task_and_projection_has_its_own_item():
     for arch in architectures.available_architectures():
         for task in set(arch.available_tasks()) & set(TASKS):
             assert {(arch.name, task, False), (arch.name, task, True)} <= seen, arch.name
-    assert len(cells) == len(seen), "rotate mode: one property per architecture x task x projection"
+    # the pinned cross-product: every family x task x projection through every input-path property
+    for arch, task, projection in seen:
+        want = {p for p in INPUT_PATH_PROPERTIES if task in tasks_of(p)}
+        got = {p for p, c in cells if (c.model.arch, c.task, c.prefix.prefix_projection) == (arch, task, projection)}
+        assert want <= got and len(got - want) <= 1, (arch, task, projection, got)
 
 
 def test_all_mode_runs_every_property_of_the_task_per_cell():
