@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 
 from prefixcheck import architectures, properties
@@ -71,9 +72,9 @@ INPUT_PATH_PROPERTIES = ("input-paths", "generate-paths")
 
 
 def every_family_mode() -> str:
-    """PREFIXCHECK_EVERY_FAMILY: `rotate` (default; per cell the input-path properties and one
-    more, turning per task among the properties of one round trip's cost; the Trainer ones meet
-    every family in the Hypothesis items) or `all` (every property of the task per cell: the sweep that shows, per family,
+    """PREFIXCHECK_EVERY_FAMILY: `rotate` (default; per cell the input-path properties, and per
+    family x task one more, turning per task among the properties of one round trip's cost; the
+    Trainer ones meet every family in the Hypothesis items) or `all` (every property of the task per cell: the sweep that shows, per family,
     what the registry must hold)."""
     mode = os.environ.get("PREFIXCHECK_EVERY_FAMILY", "rotate")
     if mode not in EVERY_FAMILY_MODES:
@@ -86,6 +87,7 @@ def every_family_cells(mode: str | None = None) -> list[tuple[str, Case]]:
     mode = mode or every_family_mode()
     cells = []
     turn = {t: 0 for t in TASKS}
+    rounds: collections.Counter = collections.Counter()
     for arch in architectures.available_architectures():
         for task in arch.available_tasks():
             if task not in TASKS:
@@ -93,6 +95,11 @@ def every_family_cells(mode: str | None = None) -> list[tuple[str, Case]]:
             props = [p for p in properties.ALL if not p.cuda and task in tasks_of(p.name)]
             if mode == "rotate":  # the Trainer-heavy properties (cost < 1) meet the families in the Hypothesis items
                 props = [p for p in props if p.cost >= 1]
+            # one turning property per family x task, on one of its two cells: that property's
+            # projection alternates each time it comes round, so it meets both
+            turning = props[(turn[task] // 2) % len(props)]
+            turning_projection = bool(rounds[(task, turning.name)] % 2)
+            rounds[(task, turning.name)] += 1
             for projection in (False, True):
                 i = turn[task]
                 turn[task] += 1
@@ -110,10 +117,11 @@ def every_family_cells(mode: str | None = None) -> list[tuple[str, Case]]:
                     ),  # fmt: skip
                     seed=i,
                 )
-                # rotate: the turning property, plus the input-path properties on every cell (the
-                # pinned cross-product: each family x task x projection through every input path)
+                # rotate: the input-path properties on every cell (the pinned cross-product: each
+                # family x task x projection through every input path), and the turning one
                 paths = [p for p in props if p.name in INPUT_PATH_PROPERTIES]
-                chosen = props if mode == "all" else list(dict.fromkeys([props[i % len(props)], *paths]))
+                extra = [turning] if projection == turning_projection else []
+                chosen = props if mode == "all" else list(dict.fromkeys([*extra, *paths]))
                 for p in chosen:
                     # input-paths compares a right-padded row with itself alone
                     right = case.with_recipe(padding_side="right") if p.name == "input-paths" else case

@@ -28,6 +28,9 @@ def test_every_available_architecture_task_and_projection_has_its_own_item():
         want = {p for p in INPUT_PATH_PROPERTIES if task in tasks_of(p)}
         got = {p for p, c in cells if (c.model.arch, c.task, c.prefix.prefix_projection) == (arch, task, projection)}
         assert want <= got and len(got - want) <= 1, (arch, task, projection, got)
+    # and one turning property per family x task, which meets both projections over the run
+    turning = {(p, c.prefix.prefix_projection) for p, c in cells if p not in INPUT_PATH_PROPERTIES}
+    assert {p for p, _ in turning} == {p for p, proj in turning if proj} == {p for p, proj in turning if not proj}
 
 
 def test_all_mode_runs_every_property_of_the_task_per_cell():
