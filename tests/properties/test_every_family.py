@@ -5,8 +5,8 @@ exploring an item at its first failure; these items do not share one).
 The architectures are the curated ones and every discovered one (prefixcheck/architectures);
 families discovery set aside are listed, with the reason, in the run summary. Each item runs one
 property on one fixed small case: every cell runs the input-path properties (the pinned
-cross-product of family x task x projection x input path) and one more that rotates per task
-(tests/properties/_common.py).
+cross-product of family x task x projection x input path), and per family x task one more that
+rotates per task (tests/properties/_common.py).
 """
 
 from __future__ import annotations
