@@ -72,7 +72,8 @@ def test_a_family_broken_at_build_leaves_every_other_family_judged(tmp_path):
     assert others <= set(by_arch), sorted(others - set(by_arch))
     for arch in others:
         assert "failed" not in by_arch[arch], (arch, by_arch[arch], summary["failures"])
-        assert sum(by_arch[arch].values()) == 2, (arch, by_arch[arch])  # projection on and off
+        # input-paths and generate-paths with projection on and off, and the turning property on one
+        assert sum(by_arch[arch].values()) in (4, 5), (arch, by_arch[arch])
 
 
 def _record(case: Case, prop: str = "reload-equality") -> outcomes.ExampleRecord:
