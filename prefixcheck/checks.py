@@ -290,7 +290,7 @@ def _left_padded(batch, num_padded: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def _left_padding_positions(case, base_model, left, unpadded) -> dict[str, torch.Tensor]:
+def _left_padding_positions(case, base_model, left, default) -> dict[str, torch.Tensor]:
     """What a caller passes with a left-padded batch so that each row's real tokens take the
     positions they take alone: position_ids counted from the first real token (mask.cumsum(-1) - 1,
     as generate() does), from where the model's own default counts (0, or padding_idx + 1 for
@@ -298,8 +298,8 @@ def _left_padding_positions(case, base_model, left, unpadded) -> dict[str, torch
     the mask) or none. Inconclusive where it takes none and counts rotary or absolute positions from
     the first token, pads included: no caller can give the row its own positions (RoFormer, Falcon's
     classification heads). A tiny random base model barely feels rotary positions, so this is
-    decided from the family, not measured on the base model."""
-    default = _explicit_default_positions(base_model, unpadded)
+    decided from the family, not measured on the base model. `default`: the unpadded rows'
+    explicit default positions (_explicit_default_positions), None where forward() takes none."""
     if default is None:
         kind = architectures.get(case.model.arch).positions
         if kind in ("rotary", "absolute"):
@@ -322,6 +322,21 @@ def input_paths(ex, case):
     base_model = engine.pristine_base(case)
     base = _base(ex, case, batch)
     unpadded = trained.batch["attention_mask"].bool().all(dim=1)
+    real = case.recipe.seq_len - case.recipe.num_padded
+    alone = {k: v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:] for k, v in batch.items()}
+    shared: dict[str, torch.Tensor | None] = {}
+
+    def once(name, compute):
+        """What two claims share, computed by the first that asks (forward passes are most of the cost)."""
+        if name not in shared:
+            shared[name] = compute()
+        return shared[name]
+
+    def default_positions():
+        return once("default positions", lambda: _explicit_default_positions(base_model, _rows(batch, unpadded)))
+
+    def alone_logits(m, name):
+        return once(name, lambda: engine.logits(m, alone))
 
     def embeds_equal_ids():
         rows = unpadded  # a padded row may take its positions from the pad tokens in the ids (RoBERTa)
@@ -338,7 +353,7 @@ def input_paths(ex, case):
 
     def explicit_positions_equal_none():
         sub = _rows(batch, unpadded)
-        positions = _explicit_default_positions(base_model, sub)
+        positions = default_positions()
         fed = (
             positions
             if positions is not None
@@ -365,28 +380,24 @@ def input_paths(ex, case):
     def padded_row_equals_alone():
         if case.recipe.padding_side != "right" or not case.recipe.num_padded:
             raise ValueError("input-paths needs a right-padded row (draw cases with padded=True, padding_side='right')")
-        real = case.recipe.seq_len - case.recipe.num_padded
-        alone = {k: v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:] for k, v in batch.items()}
-        got = engine.logits(model, alone)
+        got = alone_logits(model, "alone")
         want, base_in_batch = ids[-1:], base[-1:]
         if case.task in ("CAUSAL_LM", "TOKEN_CLS"):  # one output per input position: the real ones
             want, base_in_batch = want[:, :real], base_in_batch[:, :real]
-        base_alone = engine.logits(base_model, alone)
+        base_alone = alone_logits(base_model, "base alone")
         # the same comparison without the adapter: what padding alone moves in this dtype
         tol = compare.batch_shape_tolerance(case.dtype, case.device, compare.max_diff(base_in_batch, base_alone))
         assert_equal(got, want, tol, "the right-padded row in its batch vs alone", base=base_alone)
 
     def left_padded_row_equals_alone():
-        real = case.recipe.seq_len - case.recipe.num_padded
         left = _left_padded(batch, case.recipe.num_padded)
-        left = {**left, **_left_padding_positions(case, base_model, left, _rows(batch, unpadded))}
-        alone = {k: v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:] for k, v in batch.items()}
+        left = {**left, **_left_padding_positions(case, base_model, left, default_positions())}
         per_position = case.task in ("CAUSAL_LM", "TOKEN_CLS")  # one output per input position: the real ones
 
         def last_row(logits):
             return logits[-1:, -real:] if per_position else logits[-1:]
 
-        base_alone = engine.logits(base_model, alone)
+        base_alone = alone_logits(base_model, "base alone")
         # the same comparison without the adapter: what left padding alone moves (an encoder's first
         # token pooled, absolute positions the model cannot be given), judged only where that is small
         base_diff = compare.max_diff(last_row(engine.logits(base_model, left)), base_alone)
@@ -395,7 +406,7 @@ def input_paths(ex, case):
         got = last_row(engine.logits(model, left))
         # misplaced positions can leave the row nearer the base model than the prefixed one (PEFT < 0.19
         # drops position_ids): that is not the prefix being ignored, so every mismatch is beyond-tolerance
-        assert_equal(got, engine.logits(model, alone), tol, f"the left-padded row ({how}) vs alone",
+        assert_equal(got, alone_logits(model, "alone"), tol, f"the left-padded row ({how}) vs alone",
                      base=base_alone, follows_base_is_ignored=False)  # fmt: skip
 
     ex.check("embeds-equal-ids", embeds_equal_ids)

@@ -27,7 +27,7 @@ PROFILES = {
     # Each example trains a model: sizes below are examples per test item (a property x task).
     "dev": dict(max_examples=5, database=_DB, **_COMMON),
     # derandomize=True implies no database (Hypothesis refuses both)
-    "ci": dict(max_examples=10, derandomize=True, database=None, print_blob=True, **_COMMON),
+    "ci": dict(max_examples=7, derandomize=True, database=None, print_blob=True, **_COMMON),
     "nightly": dict(max_examples=80, database=_DB, print_blob=True, **_COMMON),
     # one fixed example per item: for the workflow self-tests, which check the plumbing around the
     # suite (jobs, summaries, artifacts), not the properties themselves
