@@ -390,6 +390,10 @@ def input_paths(ex, case):
         assert_equal(got, want, tol, "the right-padded row in its batch vs alone", base=base_alone)
 
     def left_padded_row_equals_alone():
+        if case.task == "SEQ_CLS" and architectures.get(case.model.arch).encoder_style:
+            # decided from the family: a tiny random head barely feels which token it pools (measured:
+            # CamemBERT in bf16 within the gate on the base model, 8.7e-2 apart with the prefix)
+            raise compare.Inconclusive("this family's classification pools the first token, a pad when left-padded")
         left = _left_padded(batch, case.recipe.num_padded)
         left = {**left, **_left_padding_positions(case, base_model, left, default_positions())}
         per_position = case.task in ("CAUSAL_LM", "TOKEN_CLS")  # one output per input position: the real ones

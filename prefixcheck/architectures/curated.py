@@ -104,6 +104,12 @@ class Architecture:
         """eager always; sdpa where the installed model class declares support for it."""
         return ("eager", "sdpa") if _supports_sdpa(self.model_type, task) else ("eager",)
 
+    @property
+    def encoder_style(self) -> bool:
+        """Its config declares is_decoder: an encoder (BERT-like) or encoder-decoder, whose sequence
+        classification pools the first token rather than the last real one."""
+        return "is_decoder" in generic.declared_fields(self.model_type)[1]
+
     def takes_position_ids(self, task: str) -> bool:
         """Whether the task's head class takes position_ids in forward() (a caller can place tokens)."""
         return _takes_position_ids(self.model_type, task)
