@@ -324,6 +324,7 @@ def input_paths(ex, case):
     unpadded = trained.batch["attention_mask"].bool().all(dim=1)
     real = case.recipe.seq_len - case.recipe.num_padded
     alone = {k: v[-1:, :real] if k in ("input_ids", "attention_mask") else v[-1:] for k, v in batch.items()}
+    per_position = case.task in ("CAUSAL_LM", "TOKEN_CLS")  # one output per input position: the real ones
     shared: dict[str, torch.Tensor | None] = {}
 
     def once(name, compute):
@@ -382,7 +383,7 @@ def input_paths(ex, case):
             raise ValueError("input-paths needs a right-padded row (draw cases with padded=True, padding_side='right')")
         got = alone_logits(model, "alone")
         want, base_in_batch = ids[-1:], base[-1:]
-        if case.task in ("CAUSAL_LM", "TOKEN_CLS"):  # one output per input position: the real ones
+        if per_position:
             want, base_in_batch = want[:, :real], base_in_batch[:, :real]
         base_alone = alone_logits(base_model, "base alone")
         # the same comparison without the adapter: what padding alone moves in this dtype
@@ -396,7 +397,6 @@ def input_paths(ex, case):
             raise compare.Inconclusive("this family's classification pools the first token, a pad when left-padded")
         left = _left_padded(batch, case.recipe.num_padded)
         left = {**left, **_left_padding_positions(case, base_model, left, default_positions())}
-        per_position = case.task in ("CAUSAL_LM", "TOKEN_CLS")  # one output per input position: the real ones
 
         def last_row(logits):
             return logits[-1:, -real:] if per_position else logits[-1:]
