@@ -20,173 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .cells import CellError
 
-ROOT = Path(__file__).resolve().parents[1]
-TEST_STACK = ["hypothesis>=6.100", "pytest>=8", "pytest-xdist>=3.5", "packaging>=23", "safetensors>=0.4", "tox>=4.20"]
-
-
-def _uv_env(device: str) -> dict[str, str]:
-    sys.path.insert(0, str(ROOT))
-    import toxfile  # the one place that knows what TORCH_WHEELS / TORCH_DEVICE mean
-
-    env = dict(os.environ)
-    env.update(toxfile.torch_settings(os.environ, device))
-    return env
-
-
-def build_env(cell, envs: Path, log) -> tuple[Path, float]:
-    """A uv venv for `cell` (kept between runs when its requirements did not change)."""
-    python = envs / cell.name / "bin" / "python"
-    stamp = envs / cell.name / "requirements.json"
-    wanted = json.dumps(cell.requirements() + TEST_STACK)
-    start = time.perf_counter()
-    if not (python.exists() and stamp.is_file() and stamp.read_text() == wanted):
-        env = _uv_env(cell.device)
-        subprocess.run(["uv", "venv", "-q", "--clear", str(envs / cell.name)], check=True, env=env)
-        constraint = env["PREFIX_TORCH_CONSTRAINTS"]
-        subprocess.run(
-            [
-                "uv",
-                "pip",
-                "install",
-                "-q",
-                "-p",
-                str(python),
-                "-c",
-                constraint,
-                "torch",
-                *cell.requirements(),
-                *TEST_STACK,
-            ],
-            check=True,
-            env=env,
-        )
-        subprocess.run(
-            ["uv", "pip", "install", "-q", "-p", str(python), "--no-deps", "-e", str(ROOT)], check=True, env=env
-        )
-        stamp.write_text(wanted)
-    seconds = time.perf_counter() - start
-    log(f"[{cell.name}] environment ready ({seconds:.1f} s)")
-    return python, seconds
-
-
-def _in_cell(python: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(python), "-m", "matrix", *args], cwd=ROOT, env=env, capture_output=True, text=True)
-
-
-def _has_cuda() -> bool:
-    try:
-        return subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
-    except OSError:
-        return False
-
-
-def _timings(out: Path, cell: str, **values) -> None:
-    """Per-cell timings, one file a cell: stages that ran in different jobs merge here."""
-    path = out / "timings" / f"{cell}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    path.write_text(json.dumps({**old, **values}, indent=1, sort_keys=True))
-
-
-def chosen_cells(names: str | None, github: bool = False, cuda: bool | None = None) -> tuple[list, dict]:
-    """The cells asked for (all by default) that can run here, and why the others cannot."""
-    from . import cells as cells_mod
-
-    all_cells = cells_mod.load()
-    chosen = [all_cells.get(n) for n in names.split(",") if n] if names else list(all_cells)
-    cuda = _has_cuda() if cuda is None else cuda
-    runnable, skipped = [], {}
-    for cell in chosen:
-        why = cell.runnable(github=github, cuda=cuda)
-        if why:
-            skipped[cell.name] = why
-        else:
-            runnable.append(cell)
-    return runnable, skipped
-
-
-def run(args) -> int:
-    from . import report
-
-    out = Path(args.out)
-    runnable, skipped = chosen_cells(args.cells, github=args.github)
-    for name, why in skipped.items():
-        print(f"[{name}] skipped: {why}", flush=True)
-        _timings(out, name, skipped=why)
-    pythons: dict = {}
-    failed = []
-
-    def environment(cell):
-        python, env_s = build_env(cell, out / "envs", lambda m: print(m, flush=True))
-        _timings(out, cell.name, env_s=env_s)
-        pythons[cell] = python
-        return python
-
-    def produce(cell):
-        python = environment(cell)
-        start = time.perf_counter()
-        proc = _in_cell(
-            python,
-            "produce",
-            "--out",
-            str(out / "artifacts" / cell.name),
-            "--drawn",
-            str(args.drawn),
-            "--device",
-            cell.device,
-        )
-        seconds = time.perf_counter() - start
-        if proc.returncode:
-            failed.append(cell.name)
-            print(f"[{cell.name}] produce failed:\n{proc.stderr[-2000:]}", flush=True)
-        else:
-            print(f"[{cell.name}] produced in {seconds:.1f} s", flush=True)
-        _timings(out, cell.name, produce_s=seconds, produce_rc=proc.returncode)
-
-    def consume(cell):
-        python = pythons.get(cell) or environment(cell)
-        start = time.perf_counter()
-        proc = _in_cell(
-            python,
-            "consume",
-            "--artifacts",
-            str(out / "artifacts"),
-            "--out",
-            str(out / "results" / f"{cell.name}.json"),
-            "--device",
-            cell.device,
-        )
-        seconds = time.perf_counter() - start
-        _timings(out, cell.name, consume_s=seconds, consume_rc=proc.returncode)
-        if proc.returncode:
-            failed.append(cell.name)
-        status = "consumed" if proc.returncode == 0 else f"consume failed:\n{proc.stderr[-2000:]}"
-        print(f"[{cell.name}] {status} ({seconds:.1f} s)", flush=True)
-
-    if args.stage in ("all", "produce"):
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(produce, runnable))
-    if args.stage in ("all", "consume"):
-        if not (out / "artifacts").is_dir():
-            raise SystemExit(f"error: {out / 'artifacts'} does not exist: nothing to consume (run the produce stage)")
-        with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            list(pool.map(consume, runnable))
-    if args.stage == "all":
-        report.write(out)
-        print(f"report: {out / 'matrix.md'} {out / 'matrix.html'}")
-    return 1 if failed else 0
-
 
 def cells_command(args) -> int:
+    from .runner import chosen_cells
+
     """Print the runnable cells (a GitHub Actions matrix with --json); skipped ones go to stderr."""
     runnable, skipped = chosen_cells(args.cells, github=args.github, cuda=args.device == "cuda" or None)
     runnable = [c for c in runnable if args.device in (None, c.device)]
@@ -271,6 +113,8 @@ def main(argv=None) -> int:
 
 def _dispatch(args) -> int:
     if args.command == "run":
+        from .runner import run
+
         return run(args)
     if args.command == "cells":
         return cells_command(args)

@@ -90,7 +90,7 @@ def markdown(suite: dict, grid: dict, labels: tuple[str, str]) -> str:
 
 
 def validate(args) -> int:
-    from .__main__ import ROOT, _in_cell, build_env
+    from .envs import ROOT, build_env, in_cell
 
     out = Path(args.out)
     sides = {
@@ -123,7 +123,7 @@ def validate(args) -> int:
         summaries[side] = json.loads(summary_file.read_text())
         print(f"[{side}] property suite: {summaries[side]['totals']} ({time.perf_counter() - start:.0f} s)", flush=True)
         if args.artifacts:
-            proc = _in_cell(python, "consume", "--artifacts", args.artifacts, "--out", str(out / side / "consume.json"))
+            proc = in_cell(python, "consume", "--artifacts", args.artifacts, "--out", str(out / side / "consume.json"))
             if proc.returncode:
                 raise SystemExit(f"error: consume failed under {side}: {proc.stderr.strip().splitlines()[-1:]}")
             consumed[side] = json.loads((out / side / "consume.json").read_text())
