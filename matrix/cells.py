@@ -10,7 +10,7 @@ from prefixcheck.compat import tomllib
 
 CELLS_FILE = Path(__file__).with_name("cells.toml")
 SCHEMA = 1
-_KEYS = {"name", "peft", "transformers", "accelerate", "extra", "known_good", "needs", "device"}
+_KEYS = {"name", "peft", "transformers", "accelerate", "extra", "known_good", "needs", "device", "unavailable"}
 
 
 class CellError(ValueError):
@@ -27,6 +27,7 @@ class Cell:
     known_good: bool = False
     needs: str | None = None  # "github" or an environment variable the cell reads
     device: str = "cpu"  # "cuda": produces on and consumes onto the GPU (CPU artifacts included)
+    unavailable: str | None = None  # why the pair cannot even install or import (recorded by `cells --refresh`)
 
     def requirements(self) -> list[str]:
         """pip requirement lines for this cell's environment (torch comes from the constraint)."""
@@ -39,6 +40,8 @@ class Cell:
 
     def runnable(self, github: bool = False, cuda: bool = False) -> str | None:
         """None if the cell can run here, else the reason it cannot."""
+        if self.unavailable:
+            return f"cannot install: {self.unavailable}"
         if self.needs == "github" and not github:
             return "needs GitHub, which this machine cannot reach"
         if self.needs and self.needs != "github" and not os.environ.get(self.needs):
