@@ -12,6 +12,7 @@ python -m matrix diff OLD NEW      what changed between two result folders (nigh
 python -m matrix track CHANGES     open or update the nightly tracking issue (GitHub REST API)
 python -m matrix validate          one PEFT build against a baseline, only the difference
 python -m matrix pr-spec --pr N    the PEFT_SPEC of a PEFT pull request (its head commit)
+python -m matrix legacy RUN_DIR     commit a run's released artifacts and verdicts under tests/legacy
 python -m matrix produce|consume   what `run` calls inside each cell's environment
 """
 
@@ -93,6 +94,9 @@ def main(argv=None) -> int:
     p_spec.add_argument("--repository", default="", help="a GitHub repository OWNER/NAME (with --ref)")
     p_spec.add_argument("--ref", default="", help="branch, tag or commit in --repository")
     p_spec.add_argument("--spec", default="", help="any PEFT_SPEC: a version, requirement, git URL")
+    p_leg = sub.add_parser("legacy", help="keep a finished run's released artifacts and verdicts in tests/legacy")
+    p_leg.add_argument("run", help="the --out of a finished `python -m matrix run` of the released cells")
+    p_leg.add_argument("--cells", help="producer cells to keep (default: every released cell the run produced)")
     p_rep = sub.add_parser("report")
     p_rep.add_argument("dir")
     p_pro = sub.add_parser("produce")
@@ -139,6 +143,22 @@ def _dispatch(args) -> int:
         args.transformers = args.transformers or good.transformers
         args.accelerate = args.accelerate or good.accelerate
         return validate(args)
+    if args.command == "legacy":
+        from . import cells as cells_mod
+        from . import legacy
+
+        run_dir = Path(args.run)
+        released = [c.name for c in cells_mod.load() if c.needs is None and c.device == "cpu"]
+        names = args.cells.split(",") if args.cells else [n for n in released if (run_dir / "artifacts" / n).is_dir()]
+        try:
+            expected = legacy.write(run_dir, names, keep=legacy.pinned_only)
+        except legacy.LegacyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        kept = sum(len(c["rows"]) for c in expected["consumers"].values()) // max(1, len(expected["consumers"]))
+        size = sum(p.stat().st_size for p in legacy.LEGACY.rglob("*") if p.is_file())
+        print(f"{kept} artifacts from {len(names)} cells, {len(expected['consumers'])} consumers: {size / 1e6:.1f} MB")
+        return 0
     if args.command == "report":
         from . import report
 
@@ -156,11 +176,22 @@ def _dispatch(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         cases = [c.replace(device=args.device) for c in pinned + cellwork.drawn_cases(args.drawn)]
-        index = cellwork.produce(Path(args.out), cases)
+        index = cellwork.produce(Path(args.out), cases, pinned=frozenset(c.key for c in cases[: len(pinned)]))
         print(json.dumps({k: v for k, v in index.items() if k != "failed"}), f"failed={len(index['failed'])}")
+        if not index["written"] + index["reused"]:
+            print(
+                f"error: produced nothing: all {len(cases)} cases failed (see {args.out}/index.json)", file=sys.stderr
+            )
+            return 1
         return 0
+    if not Path(args.artifacts).is_dir():
+        print(f"error: {args.artifacts}: no such artifacts folder", file=sys.stderr)
+        return 2
     result = cellwork.consume(Path(args.artifacts), Path(args.out), args.device)
     print(f"{len(result['rows'])} verdicts in {result['seconds']:.1f} s")
+    if not result["rows"]:
+        print(f"error: no artifact to judge under {args.artifacts}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,12 +3,15 @@ Imports torch, transformers and peft once, at import; `python -m matrix report` 
 
 Verdicts (one per producer x consumer x case):
   pass             everything agrees
-  fail             the adapter loads but config, shapes, outputs or generate() differ (detail says how)
+  fail             the adapter loads but config, the saved table, shapes, outputs or generate() differ,
+                   or its outputs follow the base model (the prefix is ignored; detail says how)
   load-error       loading raised (the exception)
   known-issue      the consumer fails the way one of its registry entries says (the entry id)
   unsupported      the consumer lacks the architecture, the task head or an option the case uses
   base-mismatch    the base-model control failed: the base alone computes differently (not PEFT's fault)
   invalid-artifact the artifact folder cannot be trusted (the reason)
+  inconclusive     outputs agree, but the producer's prefix moved them too little to tell an applied
+                   prefix from an ignored one within the tolerance
 """
 
 from __future__ import annotations
@@ -43,6 +46,22 @@ PINNED_LAYOUTS = {  # family -> (hidden, heads, kv_heads, head_dim): GQA where t
     "mha": (8, 2, 2, 4),
     "inner": (8, 2, 2, 4),
 }
+
+
+def code_digest() -> str:
+    """One hash over the code that makes and judges artifacts (the prefixcheck engine, registry,
+    tolerances, architectures; this module and the manifest): a verdict or an artifact made by
+    other code is redone, never reused."""
+    import prefixcheck
+
+    files = sorted(Path(prefixcheck.__file__).parent.rglob("*.py")) + sorted(
+        Path(prefixcheck.__file__).parent.rglob("*.toml")
+    )
+    files += [Path(__file__), Path(manifest.__file__)]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def chosen_architectures() -> tuple:
@@ -98,20 +117,25 @@ def drawn_cases(n: int):
     return out[:n]
 
 
-def produce(out: Path, todo: list[Case]) -> dict:
-    """Write one artifact folder per case under `out`; skip folders that already verify."""
+def produce(out: Path, todo: list[Case], pinned: frozenset[str] = frozenset()) -> dict:
+    """Write one artifact folder per case under `out`; skip folders that already verify.
+    `pinned`: the keys of the pinned cases (recorded as the artifact's origin; the rest are drawn)."""
 
     out.mkdir(parents=True, exist_ok=True)
-    index = {"versions": installed(), "written": 0, "reused": 0, "failed": {}}
+    made_by = code_digest()
+    index = {"versions": installed(), "made_by": made_by, "written": 0, "reused": 0, "failed": {}}
     start = time.perf_counter()
     for case in todo:
         folder = out / case.key
         try:
-            manifest.verify(folder)
-            index["reused"] += 1
-            continue
+            old = manifest.verify(folder)
+            if (old.get("versions"), old.get("made_by")) == (installed(), made_by):
+                index["reused"] += 1
+                continue
         except ArtifactError:
             pass
+        if folder.exists():  # made by other versions or code, or damaged: made again from scratch
+            shutil.rmtree(folder)
         try:
             trained = engine.train_case(case)
             engine.save(trained.model, folder / "adapter")
@@ -136,6 +160,8 @@ def produce(out: Path, todo: list[Case]) -> dict:
                     "case": case.to_dict(),
                     "seeds": {"base": case.seed, "prefix": case.seed + 1, "data": case.seed + 2},
                     "torch_threads": torch.get_num_threads(),
+                    "made_by": made_by,
+                    "origin": "pinned" if case.key in pinned else "drawn",
                 },
             )
             index["written"] += 1
@@ -255,22 +281,32 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
                 raise compare.ValueChanged(f"config {key}: saved {saved_cfg[key]!r}, loaded {live.get(key)!r}")
         PeftConfig.from_pretrained(str(folder / "adapter"))
         table = load_tensors(folder / "adapter" / "adapter_model.safetensors")["prompt_embeddings"]
-        loaded = model.prompt_encoder["default"].embedding.weight
+        loaded = model.prompt_encoder["default"].embedding.weight.detach()
         place = ("saved-shapes", "table-shape")
         if tuple(loaded.shape) != tuple(table.shape):
             raise compare.ShapeMismatch(f"prefix table shape: saved {tuple(table.shape)}, loaded {tuple(loaded.shape)}")
+        # loading copies the saved table into the model: bitwise whatever the versions, unless the
+        # consumer casts it (then the cross-version tolerance of the case's dtype)
+        place = ("resave-identical", "tensors-identical")  # the loaded table is what a resave writes
+        table_tol = compare.tolerance(compare.SAME if loaded.dtype == table.dtype else kind, case.dtype, tol_device)
+        compare.assert_equal(loaded.cpu(), table, table_tol, "loaded prefix table")
         place = ("reload-equality", "reloaded-equals-trained")
+        # with the base model's logits: outputs that follow the base are PrefixIgnored, and a pass
+        # where the producer's prefix barely moved the outputs is inconclusive, never a pass
         compare.assert_equal(
             real(engine.logits(model, batch)),
             real(tensors["logits"]),
             compare.tolerance(kind, case.dtype, tol_device),
             "adapter logits",
+            base=real(base_logits),
         )
         if "generated" in tensors:
             place = ("generate-roundtrip", "tokens-survive")
             got = engine.generate(model, case, batch).sequences
             if not torch.equal(got, tensors["generated"]):
                 raise compare.ValueChanged(f"generate(): {got.tolist()} != producer's {tensors['generated'].tolist()}")
+    except compare.Inconclusive as exc:
+        return verdict("inconclusive", str(exc))
     except Exception as exc:
         issue = known(*place, exc)
         if issue is None and place[0] == "generate-roundtrip":
@@ -289,13 +325,19 @@ def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
     """Verdicts for every producer's artifacts under `artifacts`; written to `out` (JSON)."""
 
     folders = {p.name: sorted(d for d in p.iterdir() if d.is_dir()) for p in sorted(artifacts.iterdir()) if p.is_dir()}
-    digest = manifest.digest_of([f for fs in folders.values() for f in fs])
-    # verdicts depend on the registry (known-issue or fail) and the tolerance table too
-    judged_by = hashlib.sha256(
-        Path(known_issues.__file__).read_bytes()
-        + known_issues.REGISTRY_FILE.read_bytes()
-        + Path(compare.__file__).read_bytes()
-    ).hexdigest()[:16]
+    # every input file is checked against its sha256 on every run, resumed or not: a file damaged
+    # after the last run must never keep that run's verdict
+    checked = {}
+    for folder in (f for fs in folders.values() for f in fs):
+        try:
+            manifest.verify(folder)
+            checked[f"{folder.parent.name}/{folder.name}"] = "ok"
+        except ArtifactError as exc:
+            checked[f"{folder.parent.name}/{folder.name}"] = str(exc)
+    digest = hashlib.sha256(
+        (manifest.digest_of([f for fs in folders.values() for f in fs]) + json.dumps(checked, sort_keys=True)).encode()
+    ).hexdigest()
+    judged_by = code_digest()  # verdicts depend on the engine, registry, tolerances and this module
     if out.is_file():
         previous = json.loads(out.read_text())
         same = (

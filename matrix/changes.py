@@ -2,11 +2,13 @@
 
 `python -m matrix diff OLD NEW` reads, from each folder, a `matrix.json` (the compatibility matrix)
 and every `summary.json` below it (property-suite runs, keyed by their folder: the tox env). It
-reports what CI has to act on:
-- new failures: a property failure (by property and error, numbers folded, since randomized
-  profiles draw other examples each night) or a matrix square verdict that was good and is not;
-- newly passing: a failure that went away, a matrix known issue that now passes, and every
-  `StaleKnownIssue` (a registry entry whose bug looks fixed).
+reports what CI has to act on (matrix/diffing.py says how failures are keyed):
+- new failures: a property failure whose signature the baseline did not have, or a matrix
+  square verdict that was good (or absent) and is not;
+- newly passing: a failure that went away, a matrix row that now passes, and every
+  `StaleKnownIssue` (a registry entry whose bug looks fixed);
+- other changes: a row that went from pass to a known issue or from one known issue to another,
+  and rows that disappeared (a consumer or producer that no longer judged them).
 Known-issue counts are not compared: with a randomized profile they move every night.
 
 `python -m matrix track CHANGES --repo OWNER/NAME` opens one tracking issue (label
@@ -22,8 +24,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .diffing import matrix_diff, suite_diff, verdict_text
 from .report import fold_numbers
-from .validate import matrix_diff
 
 LABEL = "nightly-tracking"
 TITLE = "Nightly prefix-tuning results changed"
@@ -58,52 +60,62 @@ def load_results(path: str | Path) -> dict:
     return out
 
 
-def failure_signatures(summary: dict) -> dict[tuple[str, str], dict]:
-    """Distinct failures of one property-suite run: (property, folded error) -> one example."""
-    out = {}
-    for f in summary.get("failures", []):
-        out.setdefault((f["property"], fold_numbers(f.get("error", ""))[:160]), f)
-    for prop, slot in summary.get("properties", {}).items():  # a summary without details
-        if slot.get("failed") and not any(p == prop for p, _ in out):
-            out[(prop, f"{slot['failed']} failed examples")] = {"property": prop, "case": "?"}
-    return out
-
-
 def diff(baseline: dict, candidate: dict) -> dict:
-    new_failures, newly_passing = [], []
+    new_failures, newly_passing, other = [], [], []
     for env, summary in sorted(candidate["suites"].items()):
-        before = failure_signatures(baseline["suites"].get(env, {}))
-        after = failure_signatures(summary)
-        for key in sorted(set(after) - set(before)):
-            row = {"where": f"suite {env}", "property": key[0], "error": key[1], "case": after[key].get("case")}
-            (newly_passing if key[1].startswith("StaleKnownIssue") else new_failures).append(row)
-        for key in sorted(set(before) - set(after)):
-            if env in baseline["suites"]:
-                newly_passing.append({"where": f"suite {env}", "property": key[0], "error": f"fixed: {key[1]}"})
+        if env not in baseline["suites"]:
+            suite = suite_diff({}, summary)
+            suite["fixed"] = []
+        else:
+            suite = suite_diff(baseline["suites"][env], summary)
+        for f in suite["new_failures"]:
+            row = {"where": f"suite {env}", "property": f["property"], "error": fold_numbers(f["error"])[:160]}
+            row["case"] = f["case"]
+            (
+                newly_passing
+                if f["kind"] == "StaleKnownIssue" or f["error"].startswith("StaleKnownIssue")
+                else new_failures
+            ).append(row)
+        for f in suite["fixed"]:
+            newly_passing.append(
+                {
+                    "where": f"suite {env}",
+                    "property": f["property"],
+                    "error": f"fixed: {fold_numbers(f['error'])[:160]}",
+                }
+            )
+    for env in sorted(set(baseline["suites"]) - set(candidate["suites"])):
+        other.append({"where": f"suite {env}", "property": "(whole run)", "error": "no summary.json in this run"})
     grid = matrix_diff(baseline["matrix"] or {}, candidate["matrix"] or {})
+
+    def where(r):
+        return f"matrix {r['producer']} -> {r.get('consumer', '?')}"
+
+    def what(r):
+        return f"{r.get('arch', '?')} {r.get('task', '?')} case {r['case']}"
+
     for r in grid["regressions"]:
-        new_failures.append(
-            {
-                "where": f"matrix {r['producer']} -> {r['consumer']}",
-                "property": f"{r['arch']} {r['task']} case {r['case']}",
-                "error": f"{r['baseline']} -> {r['verdict']}: " + fold_numbers(r.get("detail", ""))[:160],
-            }
-        )
+        text = f"{verdict_text(r, 'baseline')} -> {r['verdict']}: " + fold_numbers(r.get("detail", ""))[:160]
+        new_failures.append({"where": where(r), "property": what(r), "error": text})
     for r in grid["fixes"]:
-        issue = f" ({r['baseline_issue']})" if r.get("baseline_issue") else ""
         newly_passing.append(
-            {
-                "where": f"matrix {r['producer']} -> {r['consumer']}",
-                "property": f"{r['arch']} {r['task']} case {r['case']}",
-                "error": f"{r['baseline']}{issue} -> pass",
-            }
+            {"where": where(r), "property": what(r), "error": f"{verdict_text(r, 'baseline')} -> pass"}
+        )
+    for r in grid["changed"]:
+        other.append(
+            {"where": where(r), "property": what(r), "error": f"{verdict_text(r, 'baseline')} -> {verdict_text(r)}"}
+        )
+    for r in grid["disappeared"]:
+        other.append(
+            {"where": where(r), "property": what(r), "error": f"{verdict_text(r, 'baseline')} -> no longer judged"}
         )
     has_baseline = bool(baseline["matrix"] or baseline["suites"])
     return {
         "baseline_found": has_baseline,
-        "changed": has_baseline and bool(new_failures or newly_passing),
+        "changed": has_baseline and bool(new_failures or newly_passing or other),
         "new_failures": new_failures,
         "newly_passing": newly_passing,
+        "other_changes": other,
     }
 
 
@@ -116,8 +128,9 @@ def markdown(changes: dict, title: str) -> str:
     for key, head in (
         ("new_failures", "New failures"),
         ("newly_passing", "Newly passing (narrow or remove the registry entry)"),
+        ("other_changes", "Other changes (a known issue appeared or changed, a row is no longer judged)"),
     ):
-        rows = changes[key]
+        rows = changes.get(key, [])
         if rows:
             lines += [f"**{head}** ({len(rows)}):", "", "| where | what | error |", "|---|---|---|"]
             for r in rows[:100]:

@@ -91,6 +91,8 @@ def run(args) -> int:
         _timings(out, cell.name, consume_s=seconds, consume_rc=proc.returncode)
         if proc.returncode:
             failed.append(cell.name)
+            # a results file left by an earlier run must not be reported as this run's verdicts
+            (out / "results" / f"{cell.name}.json").unlink(missing_ok=True)
         status = "consumed" if proc.returncode == 0 else f"consume failed:\n{proc.stderr[-2000:]}"
         print(f"[{cell.name}] {status} ({seconds:.1f} s)", flush=True)
 

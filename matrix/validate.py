@@ -13,45 +13,11 @@ import json
 import os
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from .cells import Cell
-
-GOOD = ("pass", "known-issue", "unsupported")
-
-
-def suite_diff(baseline: dict, candidate: dict) -> dict:
-    """Per property: failures and known-issue counts that moved between two summary.json files."""
-    out = {"new_failures": {}, "fixed": {}, "known_changed": {}}
-    for prop in sorted(set(baseline["properties"]) | set(candidate["properties"])):
-        b = baseline["properties"].get(prop, {"passed": 0, "failed": 0, "known": {}})
-        c = candidate["properties"].get(prop, {"passed": 0, "failed": 0, "known": {}})
-        if c["failed"] > b["failed"]:
-            out["new_failures"][prop] = c["failed"] - b["failed"]
-        if c["failed"] < b["failed"]:
-            out["fixed"][prop] = b["failed"] - c["failed"]
-        if c["known"] != b["known"]:
-            out["known_changed"][prop] = {"baseline": b["known"], "candidate": c["known"]}
-    return out
-
-
-def matrix_diff(baseline: dict, candidate: dict) -> dict:
-    """Per artifact (consumer where the rows name one, producer, case): verdicts that changed
-    between two consume results or two matrix.json files."""
-
-    def key(r: dict) -> tuple:
-        return (r.get("consumer") or "", r["producer"], r["case"])
-
-    before = {key(r): r for r in baseline.get("rows", [])}
-    after = {key(r): r for r in candidate.get("rows", [])}
-    regressions, fixes = [], []
-    for key in sorted(set(before) & set(after)):
-        b, c = before[key], after[key]
-        if b["verdict"] in GOOD and c["verdict"] not in GOOD:
-            regressions.append({**c, "baseline": b["verdict"]})
-        elif b["verdict"] not in ("pass",) and c["verdict"] == "pass":
-            fixes.append({**c, "baseline": b["verdict"], "baseline_issue": b.get("issue")})
-    return {"regressions": regressions, "fixes": fixes}
+from .diffing import matrix_diff, suite_diff, verdict_text
 
 
 def _moves(before: dict, after: dict) -> str:
@@ -63,23 +29,37 @@ def _moves(before: dict, after: dict) -> str:
 def markdown(suite: dict, grid: dict, labels: tuple[str, str]) -> str:
     base, cand = labels
     lines = [f"# PEFT validation: `{cand}` against `{base}`", ""]
-    if not (suite["new_failures"] or grid["regressions"]):
+    if not (suite["new_failures"] or grid["regressions"] or grid["disappeared"]):
         lines.append("**No new failures.**")
     else:
-        lines.append("**New failures** (passing or known under the baseline):")
-        lines += [f"- property `{p}`: {n} more failing examples" for p, n in suite["new_failures"].items()]
+        lines.append(f"**New failures** (passing or known under the baseline; failures keyed by {suite['keyed_by']}):")
         lines += [
-            f"- artifact `{r['producer']}/{r['case']}` ({r['arch']} {r['task']}): {r['baseline']} -> "
-            f"{r['verdict']}: {r['detail'][:160]}"
+            f"- property `{f['property']}` case `{f['case']}` {f['describe']}: {f['kind']}: {f['error'][:160]}"
+            for f in suite["new_failures"][:50]
+        ]
+        lines += [
+            f"- artifact `{r['producer']}/{r['case']}` ({r.get('arch')} {r.get('task')}): {verdict_text(r, 'baseline')} -> "
+            f"{r['verdict']}: {r.get('detail', '')[:160]}"
             for r in grid["regressions"][:50]
+        ]
+        lines += [
+            f"- artifact `{r['producer']}/{r['case']}`: {verdict_text(r, 'baseline')} under the baseline, not judged by the candidate"
+            for r in grid["disappeared"][:50]
         ]
     if suite["fixed"] or grid["fixes"]:
         lines += ["", "**Newly passing** (check the registry for entries to narrow or remove):"]
-        lines += [f"- property `{p}`: {n} fewer failing examples" for p, n in suite["fixed"].items()]
         lines += [
-            f"- artifact `{r['producer']}/{r['case']}` ({r['arch']} {r['task']}): {r['baseline']}"
-            f"{' (' + r['baseline_issue'] + ')' if r.get('baseline_issue') else ''} -> pass"
+            f"- property `{f['property']}` case `{f['case']}`: {f['kind']} no longer" for f in suite["fixed"][:50]
+        ]
+        lines += [
+            f"- artifact `{r['producer']}/{r['case']}` ({r.get('arch')} {r.get('task')}): {verdict_text(r, 'baseline')} -> pass"
             for r in grid["fixes"][:50]
+        ]
+    if grid["changed"]:
+        lines += ["", "**Other verdicts that moved** (a known issue appeared, went or changed):"]
+        lines += [
+            f"- artifact `{r['producer']}/{r['case']}` ({r.get('arch')} {r.get('task')}): {verdict_text(r, 'baseline')} -> {verdict_text(r)}"
+            for r in grid["changed"][:50]
         ]
     if suite["known_changed"]:
         lines += ["", "Known-issue counts that moved:"]
@@ -87,6 +67,26 @@ def markdown(suite: dict, grid: dict, labels: tuple[str, str]) -> str:
             f"- `{p}`: {_moves(v['baseline'], v['candidate'])}" for p, v in sorted(suite["known_changed"].items())
         ]
     return "\n".join(lines) + "\n"
+
+
+def read_summary(path: Path, run_id: str, proc: subprocess.CompletedProcess, what: str) -> dict:
+    """The summary.json this run wrote, or SystemExit with one line: a summary from another run
+    (a stale file in a reused folder), or pytest ending in a way the summary does not explain
+    (an xdist worker crash, a collection error, a coverage gap: exit status 1 with no failed
+    example; 2-5: interrupted, internal or usage error, nothing collected)."""
+    tail = " | ".join((proc.stdout + proc.stderr).strip().splitlines()[-2:])[-300:]
+    if not path.is_file():
+        raise SystemExit(f"error: {what}: the property suite wrote no {path} (pytest exit {proc.returncode}): {tail}")
+    summary = json.loads(path.read_text())
+    if summary.get("run_id") != run_id:
+        raise SystemExit(
+            f"error: {what}: {path} is from another run (run id {summary.get('run_id')!r}, this run {run_id!r}): {tail}"
+        )
+    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not summary["totals"]["failed"]):
+        raise SystemExit(
+            f"error: {what}: pytest exited {proc.returncode} with {summary['totals']['failed']} failed examples in the summary: {tail}"
+        )
+    return summary
 
 
 def validate(args) -> int:
@@ -102,8 +102,10 @@ def validate(args) -> int:
         python, _ = build_env(cell, out / "envs", lambda m: print(m, flush=True))
         reports = out / side / "reports"
         profile = os.environ.get("HYPOTHESIS_PROFILE") or "ci"
+        run_id = uuid.uuid4().hex[:12]
         env = {
             **os.environ,
+            "PREFIXCHECK_RUN_ID": run_id,
             "HYPOTHESIS_PROFILE": profile,
             "PREFIXCHECK_REPORTS": str(reports),
             "PREFIXCHECK_ENV": side,
@@ -116,11 +118,7 @@ def validate(args) -> int:
             capture_output=True,
             text=True,
         )
-        summary_file = reports / side / "summary.json"
-        if not summary_file.is_file():
-            tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:]
-            raise SystemExit(f"error: the property suite wrote no {summary_file} under {side} ({cell.peft}): {tail}")
-        summaries[side] = json.loads(summary_file.read_text())
+        summaries[side] = read_summary(reports / side / "summary.json", run_id, proc, f"{side} ({cell.peft})")
         print(f"[{side}] property suite: {summaries[side]['totals']} ({time.perf_counter() - start:.0f} s)", flush=True)
         if args.artifacts:
             proc = in_cell(python, "consume", "--artifacts", args.artifacts, "--out", str(out / side / "consume.json"))
@@ -133,4 +131,4 @@ def validate(args) -> int:
     (out / "validation.md").write_text(text)
     (out / "validation.json").write_text(json.dumps({"suite": suite, "matrix": grid}, indent=1))
     print(text)
-    return 1 if suite["new_failures"] or grid["regressions"] else 0
+    return 1 if suite["new_failures"] or grid["regressions"] or grid["disappeared"] else 0

@@ -85,6 +85,26 @@ class Recorder:
 
 RECORDER = Recorder()
 
+# Judgements of the committed legacy artifacts in this process (matrix/legacy.py; one dict per
+# artifact: producer, case, describe, verdict, issue, outcome, why); merged into summary["legacy"].
+LEGACY_ROWS: list[dict] = []
+
+
+def legacy_section(rows: list[dict]) -> dict:
+    """summary.json's `legacy`: outcome counts overall and per producer, the rows that failed."""
+    by_producer: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for row in rows:
+        slot = by_producer.setdefault(row["producer"], {})
+        slot[row["outcome"]] = slot.get(row["outcome"], 0) + 1
+        totals[row["outcome"]] = totals.get(row["outcome"], 0) + 1
+    return {
+        "totals": totals,
+        "by_producer": by_producer,
+        "record": rows[0]["record"] if rows else None,
+        "failed": [r for r in rows if r["outcome"] == FAILED],
+    }
+
 
 def failure_record(case: Case, point: str, exc: BaseException, repro_path) -> dict:
     first = (str(exc).strip().splitlines() or [""])[0]
@@ -190,6 +210,22 @@ def markdown(summary: dict, env: str, pinned: bool) -> str:
         from . import coverage
 
         lines += coverage.markdown(summary["coverage"])
+    legacy = summary.get("legacy")
+    if legacy and legacy["by_producer"]:
+        lines += [
+            "",
+            "### Adapters saved by older releases (tests/legacy)",
+            "",
+            f"Judged here as `python -m matrix consume` judges them; `recorded`: the incompatibility the matrix "
+            f"records for {legacy['record']}, not a new one.",
+            "",
+            "| saved by | passed | recorded | failed |",
+            "|---|---|---|---|",
+        ]
+        for producer, n in sorted(legacy["by_producer"].items()):
+            lines.append(f"| `{producer}` | {n.get('passed', 0)} | {n.get('recorded', 0)} | {n.get('failed', 0)} |")
+        for row in legacy["failed"][:20]:
+            lines.append(f"\n- FAILED `{row['producer']}/{row['case']}` {row['describe']}: {row['why'][:200]}")
     skipped = summary.get("skipped_families") or []
     if skipped:
         lines += [

@@ -163,10 +163,14 @@ def pytest_sessionfinish(session, exitstatus):
         if outcomes.RECORDER.outcomes:
             with open(os.path.join(parts, f"context-{worker['workerid']}.json"), "w") as f:
                 json.dump(_run_context(), f)
+        if outcomes.LEGACY_ROWS:
+            with open(os.path.join(parts, f"legacy-{worker['workerid']}.json"), "w") as f:
+                json.dump(outcomes.LEGACY_ROWS, f)
         return
     recorder = outcomes.Recorder()
     recorder.records.update(outcomes.RECORDER.records)  # what ran here (all of it without xdist)
     observed = _observed()
+    legacy_rows = list(outcomes.LEGACY_ROWS)
     context = None
     if os.path.isdir(parts):
         for name in sorted(os.listdir(parts)):
@@ -175,6 +179,8 @@ def pytest_sessionfinish(session, exitstatus):
                     kept_seen, kept_atol = observed.get(reason, (0.0, atol))
                     if seen / atol >= kept_seen / kept_atol:  # the pass that used most of its atol
                         observed[reason] = (seen, atol)
+            elif name.startswith("legacy-"):
+                legacy_rows += json.loads(open(os.path.join(parts, name)).read())
             elif name.startswith("context-"):
                 context = json.loads(open(os.path.join(parts, name)).read())  # the same from every worker
             else:
@@ -185,6 +191,22 @@ def pytest_sessionfinish(session, exitstatus):
     context = context or _run_context()
     summary = outcomes.summary(recorder, live_entries=context["live_entries"])
     summary["hypothesis_profile"] = PROFILE
+    if legacy_rows:
+        summary["legacy"] = outcomes.legacy_section(sorted(legacy_rows, key=lambda r: (r["producer"], r["case"])))
+        for row in summary["legacy"]["failed"]:  # failures like any other: counted, diffed by signature
+            summary["failures"].append(
+                {
+                    "property": "legacy-artifacts",
+                    "case": f"{row['producer']}/{row['case']}",
+                    "kind": row["verdict"],
+                    "error": row["why"][:300],
+                    "describe": row["describe"],
+                }
+            )
+            summary["totals"]["failed"] += 1
+    summary["derandomized"] = bool(PROFILES[PROFILE].get("derandomize"))  # the same cases in every run
+    # who ran it: `matrix validate` sets a fresh id per run and refuses a summary with another one
+    summary["run_id"] = os.environ.get("PREFIXCHECK_RUN_ID", "")
     for key in ("discovered_families", "skipped_families"):
         if key in context:
             summary[key] = context[key]

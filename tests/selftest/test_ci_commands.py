@@ -21,7 +21,7 @@ import toxfile  # noqa: E402
 pytestmark = pytest.mark.selftest
 
 
-def _summary(*failures, known=None, passed=3) -> dict:
+def _summary(*failures, known=None, passed=3, profile="ci") -> dict:
     props: dict = {}
     for f in failures:
         props.setdefault(f["property"], {"passed": passed, "failed": 0, "known": known or {}})["failed"] += 1
@@ -31,7 +31,7 @@ def _summary(*failures, known=None, passed=3) -> dict:
         "totals": {"passed": passed, "failed": len(failures), "known": 0},
         "properties": props,
         "failures": list(failures),
-        "hypothesis_profile": "ci",
+        "hypothesis_profile": profile,
     }
 
 
@@ -61,14 +61,30 @@ def _row(verdict, case="c1", issue=None):
 # --- diff ---------------------------------------------------------------------------------------
 
 
-def test_diff_finds_a_new_failure_by_property_and_error_not_by_example(tmp_path):
-    old = _write(tmp_path / "old", "peft-main", _summary(_failure(case="x1")))
-    same_bug_other_example = _summary(_failure(case="x2", error="OutputMismatch: max |diff| 0.31 > 0"))
+def test_nightly_diff_finds_a_new_failure_by_property_and_error_not_by_example(tmp_path):
+    """The nightly draws other cases every night: the same bug on another case is not new."""
+    old = _write(tmp_path / "old", "peft-main", _summary(_failure(case="x1"), profile="nightly"))
+    same_bug_other_example = _summary(
+        _failure(case="x2", error="OutputMismatch: max |diff| 0.31 > 0"), profile="nightly"
+    )
     new = _write(tmp_path / "new", "peft-main", same_bug_other_example)
     assert not changes.diff(changes.load_results(old), changes.load_results(new))["changed"]
-    new = _write(tmp_path / "new2", "peft-main", _summary(_failure(), _failure("saved-shapes", "KeyError: 'w'")))
+    new = _write(
+        tmp_path / "new2",
+        "peft-main",
+        _summary(_failure(), _failure("saved-shapes", "KeyError: 'w'"), profile="nightly"),
+    )
     result = changes.diff(changes.load_results(old), changes.load_results(new))
     assert result["changed"] and [r["property"] for r in result["new_failures"]] == ["saved-shapes"]
+
+
+def test_derandomized_diff_keys_failures_by_case(tmp_path):
+    """`ci` draws the same cases in both runs: case x1 fixed and case x2 broken are two changes."""
+    old = _write(tmp_path / "old", "s", _summary(_failure(case="x1")))
+    new = _write(tmp_path / "new", "s", _summary(_failure(case="x2")))
+    result = changes.diff(changes.load_results(old), changes.load_results(new))
+    assert [r["case"] for r in result["new_failures"]] == ["x2"]
+    assert [r["error"].split(":")[0] for r in result["newly_passing"]] == ["fixed"]
 
 
 def test_diff_reports_a_stale_known_issue_and_a_fixed_failure_as_newly_passing(tmp_path):
@@ -90,6 +106,17 @@ def test_diff_on_matrix_rows(tmp_path):
     assert [r["error"] for r in result["newly_passing"]] == ["known-issue (i) -> pass"]
     text = changes.markdown(result, "t")
     assert "**New failures** (1)" in text and "**Newly passing" in text
+
+
+def test_diff_reports_a_square_going_to_a_known_issue_and_rows_that_disappeared(tmp_path):
+    (tmp_path / "old").mkdir()
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old" / "matrix.json").write_text(json.dumps({"rows": [_row("pass"), _row("pass", "c2")]}))
+    (tmp_path / "new" / "matrix.json").write_text(json.dumps({"rows": [_row("known-issue", issue="j")]}))
+    result = changes.diff(changes.load_results(tmp_path / "old"), changes.load_results(tmp_path / "new"))
+    assert result["changed"] and result["new_failures"] == []
+    assert [r["error"] for r in result["other_changes"]] == ["pass -> known-issue (j)", "pass -> no longer judged"]
+    assert "**Other changes" in changes.markdown(result, "t")
 
 
 def test_diff_without_a_previous_run_is_a_baseline_not_a_change(tmp_path, capsys, monkeypatch):

@@ -266,13 +266,11 @@ def test_a_cell_reading_an_unset_variable_says_so(monkeypatch):
 
 
 def test_validation_reports_only_the_difference():
-    from matrix.validate import markdown, matrix_diff, suite_diff
+    from matrix.diffing import matrix_diff, suite_diff
+    from matrix.validate import markdown
 
-    def summary(failed, known):
-        return {"properties": {"reload-equality": {"passed": 5, "failed": failed, "known": known}}}
-
-    suite = suite_diff(summary(0, {"a": 1}), summary(2, {}))
-    assert suite["new_failures"] == {"reload-equality": 2} and suite["known_changed"]
+    suite = suite_diff(_suite(), _suite(_failed("a"), _failed("bb")))
+    assert [f["case"] for f in suite["new_failures"]] == ["a", "bb"]
     row = {"producer": "p", "case": "c", "arch": "llama", "task": "CAUSAL_LM", "detail": "x", "issue": None}
     grid = matrix_diff(
         {"rows": [{**row, "verdict": "pass"}, {**row, "case": "d", "verdict": "known-issue", "issue": "e"}]},
@@ -280,7 +278,200 @@ def test_validation_reports_only_the_difference():
     )
     assert [r["case"] for r in grid["regressions"]] == ["c"] and [r["case"] for r in grid["fixes"]] == ["d"]
     text = markdown(suite, grid, ("0.21.2", "pr"))
-    assert "New failures" in text and "Newly passing" in text and "(e) -> pass" in text
-    assert "No new failures" in markdown(
-        suite_diff(summary(1, {}), summary(1, {})), {"regressions": [], "fixes": []}, ("a", "b")
-    )
+    assert "New failures" in text and "Newly passing" in text and "known-issue (e) -> pass" in text
+    assert "case `bb`" in text
+    nothing = matrix_diff({"rows": []}, {"rows": []})
+    assert "No new failures" in markdown(suite_diff(_suite(_failed("a")), _suite(_failed("a"))), nothing, ("a", "b"))
+
+
+# --- reporting defects (issue 10): each test failed on the code before its fix -------------------
+
+
+def test_consume_compares_the_loaded_table_values_not_only_its_shape(artifact, monkeypatch):
+    """A consumer that loads the table and then changes it (re-initialises, casts, transforms)."""
+    from prefixcheck import engine
+
+    load = engine.load
+
+    def nudged(*args, **kwargs):
+        model = load(*args, **kwargs)
+        with torch.no_grad():
+            model.prompt_encoder["default"].embedding.weight.add_(1e-6)
+        return model
+
+    monkeypatch.setattr(engine, "load", nudged)
+    result = _verdict(artifact)
+    assert result.verdict == "fail" and "loaded prefix table" in result.detail, result
+
+
+def _ignoring_the_prefix(monkeypatch):
+    """The consumer computes without the prefix: its adapter's logits are the base model's."""
+    from prefixcheck import engine
+
+    logits = engine.logits
+
+    def without_prefix(model, batch):
+        if hasattr(model, "disable_adapter"):
+            with model.disable_adapter():
+                return logits(model, batch)
+        return logits(model, batch)
+
+    monkeypatch.setattr(engine, "logits", without_prefix)
+
+
+def test_a_consumer_that_ignores_the_prefix_is_told_apart_from_a_pass(artifact, monkeypatch):
+    _ignoring_the_prefix(monkeypatch)
+    result = _verdict(artifact)
+    assert result.verdict == "fail" and "follows the base model" in result.detail, result
+
+
+def test_a_prefix_too_weak_to_judge_across_versions_is_inconclusive_not_a_pass(artifact, monkeypatch):
+    """Across versions the tolerance is wider: an artifact whose prefix moved the logits by less
+    than that cannot show that the consumer applied the prefix at all."""
+    tensors = load_file(str(artifact / "tensors.safetensors"))
+    tensors["logits"] = tensors["base_logits"] + 1e-7
+    save_file(tensors, str(artifact / "tensors.safetensors"))
+    data = json.loads((artifact / "manifest.json").read_text())
+    data["versions"]["transformers"] = "0.0.1"  # made by another release: the cross-version tolerance
+    (artifact / "manifest.json").write_text(json.dumps(data))
+    _reseal(artifact)
+    _ignoring_the_prefix(monkeypatch)
+    result = _verdict(artifact)
+    assert result.verdict == "inconclusive" and "moves these outputs by only" in result.detail, result
+
+
+def test_a_file_damaged_after_a_run_is_judged_again_not_resumed(artifact, tmp_path):
+    out = tmp_path / "results" / "me.json"
+    assert [r["verdict"] for r in cellwork.consume(artifact.parent.parent, out)["rows"]] == ["pass"]
+    path = artifact / "adapter" / "adapter_model.safetensors"
+    path.write_bytes(path.read_bytes()[:-16])  # truncated after the run; the manifest is unchanged
+    rows = cellwork.consume(artifact.parent.parent, out)["rows"]
+    assert [r["verdict"] for r in rows] == ["invalid-artifact"] and "sha256" in rows[0]["detail"]
+
+
+def test_the_resume_key_covers_the_judging_code(artifact, tmp_path, monkeypatch):
+    out = tmp_path / "results" / "me.json"
+    first = cellwork.consume(artifact.parent.parent, out)
+    monkeypatch.setattr(cellwork, "code_digest", lambda: "changed-engine")
+    again = cellwork.consume(artifact.parent.parent, out)
+    assert again["judged_by"] == "changed-engine" and again["rows"] == first["rows"]
+
+
+def test_an_artifact_made_by_other_versions_is_made_again(produced, tmp_path):
+    copy = tmp_path / "p" / CASE.key
+    shutil.copytree(produced, copy)
+    data = json.loads((copy / "manifest.json").read_text())
+    data["versions"]["peft"] = "0.0.1"
+    (copy / "manifest.json").write_text(json.dumps(data))
+    _reseal(copy)
+    index = cellwork.produce(copy.parent, [CASE])
+    assert (index["written"], index["reused"]) == (1, 0)
+    assert json.loads((copy / "manifest.json").read_text())["versions"]["peft"] != "0.0.1"
+
+
+def test_produce_that_produced_nothing_exits_non_zero(tmp_path, monkeypatch, capsys):
+    from matrix.__main__ import main as matrix_main
+    from prefixcheck import engine
+
+    def broken(case):
+        raise RuntimeError("every case fails in this producer")
+
+    monkeypatch.setenv("MATRIX_ARCHS", "llama")
+    monkeypatch.setattr(engine, "train_case", broken)
+    assert matrix_main(["produce", "--out", str(tmp_path / "a"), "--drawn", "0"]) == 1
+    assert "produced nothing" in capsys.readouterr().err
+
+
+def test_consume_of_nothing_exits_non_zero(tmp_path, capsys):
+    from matrix.__main__ import main as matrix_main
+
+    (tmp_path / "artifacts" / "empty-producer").mkdir(parents=True)
+    assert matrix_main(["consume", "--artifacts", str(tmp_path / "artifacts"), "--out", str(tmp_path / "r.json")]) == 1
+    assert "no artifact to judge" in capsys.readouterr().err
+
+
+def _suite(*failures, profile="ci"):
+    props: dict = {}
+    for f in failures:
+        props.setdefault(f["property"], {"passed": 3, "failed": 0, "known": {}})["failed"] += 1
+    return {
+        "properties": props,
+        "failures": list(failures),
+        "hypothesis_profile": profile,
+        "totals": {"failed": len(failures)},
+    }
+
+
+def _failed(case, kind="beyond-tolerance", prop="reload-equality"):
+    return {"property": prop, "case": case, "kind": kind, "error": f"BeyondTolerance: max |diff| 0.{len(case)}"}
+
+
+def test_one_fixed_and_one_new_failure_in_a_property_are_two_changes_not_none():
+    from matrix.diffing import suite_diff
+
+    diff = suite_diff(_suite(_failed("a")), _suite(_failed("b")))
+    assert [f["case"] for f in diff["new_failures"]] == ["b"]
+    assert [f["case"] for f in diff["fixed"]] == ["a"]
+    # the same case failing another way is a new failure too
+    diff = suite_diff(_suite(_failed("a")), _suite(_failed("a", kind="prefix-ignored")))
+    assert [f["kind"] for f in diff["new_failures"]] == ["prefix-ignored"]
+
+
+def test_randomized_runs_are_compared_by_failure_signature_not_by_case():
+    from matrix.diffing import suite_diff
+
+    night1 = _suite(_failed("a"), profile="nightly")
+    night2 = _suite(_failed("bb"), profile="nightly")  # the same bug, drawn on another case
+    assert suite_diff(night1, night2)["new_failures"] == []
+    night3 = _suite(_failed("bb", kind="prefix-ignored"), profile="nightly")
+    assert len(suite_diff(night1, night3)["new_failures"]) == 1
+
+
+def test_pass_to_known_issue_and_disappeared_rows_are_changes():
+    from matrix.diffing import matrix_diff
+
+    row = {"consumer": "B", "producer": "A", "arch": "llama", "task": "CAUSAL_LM", "detail": "", "issue": None}
+    baseline = {
+        "rows": [
+            {**row, "case": "c1", "verdict": "pass"},
+            {**row, "case": "c2", "verdict": "known-issue", "issue": "x"},
+            {**row, "case": "c3", "verdict": "pass"},
+        ]
+    }
+    candidate = {
+        "rows": [
+            {**row, "case": "c1", "verdict": "known-issue", "issue": "y"},
+            {**row, "case": "c2", "verdict": "known-issue", "issue": "z"},
+            {**row, "case": "c4", "verdict": "fail"},
+        ]
+    }
+    grid = matrix_diff(baseline, candidate)
+    assert [(r["case"], r["baseline"], r["verdict"]) for r in grid["changed"]] == [
+        ("c1", "pass", "known-issue"),
+        ("c2", "known-issue", "known-issue"),
+    ]
+    assert [r["case"] for r in grid["disappeared"]] == ["c3"]
+    assert [(r["case"], r["baseline"]) for r in grid["regressions"]] == [("c4", "absent")]
+
+
+def _proc(rc, out=""):
+    import subprocess
+
+    return subprocess.CompletedProcess([], rc, out, "")
+
+
+def test_validate_refuses_a_stale_summary_and_an_unexplained_pytest_failure(tmp_path):
+    from matrix.validate import read_summary
+
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({"run_id": "old", "totals": {"failed": 0}}))
+    with pytest.raises(SystemExit, match="from another run"):
+        read_summary(path, "new", _proc(0), "candidate")
+    path.write_text(json.dumps({"run_id": "new", "totals": {"failed": 0}}))
+    with pytest.raises(SystemExit, match="pytest exited 1 with 0 failed"):
+        read_summary(path, "new", _proc(1, "[gw1] node down: worker crashed"), "candidate")
+    with pytest.raises(SystemExit, match="pytest exited 2"):
+        read_summary(path, "new", _proc(2), "candidate")
+    assert read_summary(path, "new", _proc(0), "candidate")["run_id"] == "new"
+    path.write_text(json.dumps({"run_id": "new", "totals": {"failed": 3}}))
+    assert read_summary(path, "new", _proc(1), "candidate")["totals"]["failed"] == 3
