@@ -369,7 +369,13 @@ def train_model(model: PeftModel, case: Case, adapter_name: str | None = None) -
     losses = train(model, case, batch)
     if not all(map(math.isfinite, losses)):
         raise TrainingStalled(f"training loss is not finite: {losses}")
-    if torch.equal(prefix_table(model, name), before):
+    after = prefix_table(model, name)
+    if not torch.isfinite(after).all():
+        raise TrainingStalled(
+            f"training left the prefix table of {name!r} non-finite (NaN/inf) although the loss was finite "
+            f"({losses}): the prefix's gradient was not finite"
+        )
+    if torch.equal(after, before):
         raise TrainingStalled(f"{case.recipe.steps} training steps left the prefix table of {name!r} unchanged")
     return Trained(case, model, batch, losses)
 

@@ -62,6 +62,8 @@ def train(model, steps={steps}, lr={lr}):
         model(**BATCH).loss.backward()
         opt.step()
         opt.zero_grad()
+    if not all(torch.isfinite(p).all() for p in params):
+        fail("training left the prefix parameters non-finite (NaN/inf): their gradient was not finite")
     return model.eval()
 
 

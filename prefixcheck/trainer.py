@@ -251,6 +251,12 @@ class TrainerRun:
     def train(self, **kwargs) -> None:
         self.trainer.train(**kwargs)
         self.model.eval()
+        # as engine.train_model: a prefix trained to NaN/inf makes every later check meaningless
+        name = self.case.prefix.adapter_name
+        if not torch.isfinite(engine.prefix_table(self.model, name)).all():
+            raise engine.TrainingStalled(
+                f"Trainer left the prefix table of {name!r} non-finite (NaN/inf): the prefix's gradient was not finite"
+            )
 
     def eval_losses(self) -> dict[int, float]:
         return {e["step"]: e["eval_loss"] for e in self.trainer.state.log_history if "eval_loss" in e}
