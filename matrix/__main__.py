@@ -107,6 +107,7 @@ def main(argv=None) -> int:
     p_con.add_argument("--artifacts", required=True)
     p_con.add_argument("--out", required=True)
     p_con.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p_con.add_argument("--producers", help="comma-separated producer cells to judge (default: every folder)")
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -187,7 +188,8 @@ def _dispatch(args) -> int:
     if not Path(args.artifacts).is_dir():
         print(f"error: {args.artifacts}: no such artifacts folder", file=sys.stderr)
         return 2
-    result = cellwork.consume(Path(args.artifacts), Path(args.out), args.device)
+    producers = tuple(args.producers.split(",")) if args.producers else None
+    result = cellwork.consume(Path(args.artifacts), Path(args.out), args.device, producers=producers)
     print(f"{len(result['rows'])} verdicts in {result['seconds']:.1f} s")
     if not result["rows"]:
         print(f"error: no artifact to judge under {args.artifacts}", file=sys.stderr)

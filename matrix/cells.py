@@ -10,7 +10,18 @@ from prefixcheck.compat import tomllib
 
 CELLS_FILE = Path(__file__).with_name("cells.toml")
 SCHEMA = 1
-_KEYS = {"name", "peft", "transformers", "accelerate", "extra", "known_good", "needs", "device", "unavailable"}
+_KEYS = {
+    "name",
+    "peft",
+    "transformers",
+    "accelerate",
+    "extra",
+    "known_good",
+    "needs",
+    "device",
+    "unavailable",
+    "consumes",
+}
 
 
 class CellError(ValueError):
@@ -28,6 +39,10 @@ class Cell:
     needs: str | None = None  # "github" or an environment variable the cell reads
     device: str = "cpu"  # "cuda": produces on and consumes onto the GPU (CPU artifacts included)
     unavailable: str | None = None  # why the pair cannot even install or import (recorded by `cells --refresh`)
+    # the producers whose artifacts this cell judges (its own always); empty: every cell's. The
+    # transformers axis judges its own and the anchors' only, so the grid stays within its time
+    # budget; every full consumer still judges the axis' artifacts.
+    consumes: tuple[str, ...] = ()
 
     def requirements(self) -> list[str]:
         """pip requirement lines for this cell's environment (torch comes from the constraint)."""
@@ -106,7 +121,11 @@ def load(path: str | Path = CELLS_FILE) -> Cells:
         names.add(name)
         if raw.get("device", "cpu") not in ("cpu", "cuda"):
             raise CellError(f"cell {name!r}: device must be cpu or cuda, not {raw['device']!r}")
-        cells.append(Cell(**{**raw, "extra": tuple(raw.get("extra", ()))}))
+        cells.append(Cell(**{**raw, "extra": tuple(raw.get("extra", ())), "consumes": tuple(raw.get("consumes", ()))}))
+    for cell in cells:
+        unknown = sorted(set(cell.consumes) - names)
+        if unknown:
+            raise CellError(f"cell {cell.name!r}: consumes unknown cells {unknown}")
     if sum(c.known_good for c in cells) != 1:
         raise CellError(f"{path}: exactly one cell must be known_good")
     return Cells(tuple(cells))

@@ -321,10 +321,15 @@ def consume_one(folder: Path, producer: str, device: str = "cpu") -> Result:
     return result
 
 
-def consume(artifacts: Path, out: Path, device: str = "cpu") -> dict:
-    """Verdicts for every producer's artifacts under `artifacts`; written to `out` (JSON)."""
+def consume(artifacts: Path, out: Path, device: str = "cpu", producers: tuple[str, ...] | None = None) -> dict:
+    """Verdicts for every producer's artifacts under `artifacts` (or those of `producers`);
+    written to `out` (JSON)."""
 
-    folders = {p.name: sorted(d for d in p.iterdir() if d.is_dir()) for p in sorted(artifacts.iterdir()) if p.is_dir()}
+    folders = {
+        p.name: sorted(d for d in p.iterdir() if d.is_dir())
+        for p in sorted(artifacts.iterdir())
+        if p.is_dir() and (producers is None or p.name in producers)
+    }
     # every input file is checked against its sha256 on every run, resumed or not: a file damaged
     # after the last run must never keep that run's verdict
     checked = {}

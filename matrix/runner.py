@@ -77,6 +77,7 @@ def run(args) -> int:
     def consume(cell):
         python = pythons.get(cell) or environment(cell)
         start = time.perf_counter()
+        producers = ["--producers", ",".join((cell.name, *cell.consumes))] if cell.consumes else []
         proc = in_cell(
             python,
             "consume",
@@ -86,6 +87,7 @@ def run(args) -> int:
             str(out / "results" / f"{cell.name}.json"),
             "--device",
             cell.device,
+            *producers,
         )
         seconds = time.perf_counter() - start
         _timings(out, cell.name, consume_s=seconds, consume_rc=proc.returncode)

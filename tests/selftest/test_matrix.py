@@ -218,6 +218,15 @@ def test_consume_writes_every_verdict_and_resumes(artifact, tmp_path):
     assert again["rows"] == first["rows"] and again["judged_by"] == first["judged_by"]
 
 
+def test_a_cell_that_consumes_named_producers_judges_only_those(artifact, tmp_path):
+    run = artifact.parent.parent
+    shutil.copytree(artifact.parent, run / "another-producer")
+    rows = cellwork.consume(run, tmp_path / "r.json", producers=("producer",))["rows"]
+    assert [r["producer"] for r in rows] == ["producer"]
+    rows = cellwork.consume(run, tmp_path / "all.json")["rows"]
+    assert sorted(r["producer"] for r in rows) == ["another-producer", "producer"]
+
+
 def test_the_report_shows_producer_by_consumer(artifact, tmp_path):
     run = artifact.parent.parent
     cellwork.consume(run, tmp_path / "results" / "me.json")
@@ -248,6 +257,11 @@ def test_the_cells_file_is_valid_and_tox_pins_the_known_good_cell():
         ),
         ('schema = 1\n[[cell]]\nname = "a"\npeft = "0.1"', "missing keys"),
         ("schema = [", "cannot read cells"),
+        (
+            'schema = 1\n[[cell]]\nname = "a"\npeft = "0.1"\ntransformers = "4"\naccelerate = "1"\nknown_good = true\n'
+            'consumes = ["nope"]',
+            "consumes unknown cells",
+        ),
     ],
 )
 def test_bad_cells_files_are_refused(tmp_path, text, message):
