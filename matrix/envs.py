@@ -28,7 +28,9 @@ def build_env(cell, envs: Path, log) -> tuple[Path, float]:
     """A uv venv for `cell` (kept between runs when its requirements did not change)."""
     python = envs / cell.name / "bin" / "python"
     stamp = envs / cell.name / "requirements.json"
-    wanted = json.dumps(cell.requirements() + TEST_STACK)
+    # the checkout is part of the stamp: a kept environment must import this project, not the
+    # checkout that built it (an editable install points at one folder)
+    wanted = json.dumps(cell.requirements() + TEST_STACK + [f"-e {ROOT}"])
     start = time.perf_counter()
     if not (python.exists() and stamp.is_file() and stamp.read_text() == wanted):
         env = _uv_env(cell.device)
