@@ -8,10 +8,12 @@ python -m matrix run [--cells A,B,...] [--out DIR] [-j N] [--drawn N] [--stage a
     in one job per cell, gather OUT/artifacts, consume in one job per cell, then `report`.
 python -m matrix report DIR        matrix.json, matrix.md and matrix.html from a run folder
 python -m matrix cells [--json]    the runnable cells (the nightly's GitHub Actions matrix)
+python -m matrix cells --refresh   regenerate the released cells of matrix/cells.toml from the package index
 python -m matrix diff OLD NEW      what changed between two result folders (nightly change detection)
 python -m matrix track CHANGES     open or update the nightly tracking issue (GitHub REST API)
 python -m matrix validate          one PEFT build against a baseline, only the difference
 python -m matrix pr-spec --pr N    the PEFT_SPEC of a PEFT pull request (its head commit)
+python -m matrix bisect ...       last good / first bad release or commit for one failing example
 python -m matrix legacy RUN_DIR     commit a run's released artifacts and verdicts under tests/legacy
 python -m matrix produce|consume   what `run` calls inside each cell's environment
 """
@@ -28,9 +30,14 @@ from .cells import CellError
 
 
 def cells_command(args) -> int:
+    """Print the runnable cells (a GitHub Actions matrix with --json); skipped ones go to stderr.
+    --refresh rewrites the released cells from the package index instead (matrix/releases.py)."""
+    if args.refresh:
+        from .releases import refresh_command
+
+        return refresh_command(args)
     from .runner import chosen_cells
 
-    """Print the runnable cells (a GitHub Actions matrix with --json); skipped ones go to stderr."""
     runnable, skipped = chosen_cells(args.cells, github=args.github, cuda=args.device == "cuda" or None)
     runnable = [c for c in runnable if args.device in (None, c.device)]
     if args.released:
@@ -65,6 +72,9 @@ def main(argv=None) -> int:
     p_cells.add_argument("--device", choices=("cpu", "cuda"), help="only cells of this device (cuda: assume a GPU)")
     p_cells.add_argument("--released", action="store_true", help="only pinned cells (no GitHub, no PEFT_SPEC)")
     p_cells.add_argument("--json", action="store_true")
+    from .releases import add_refresh_arguments
+
+    add_refresh_arguments(p_cells)  # --refresh [--no-probe] [--envs DIR] [--probe-jobs N] [--file PATH]
     p_diff = sub.add_parser("diff", help="what changed between two result folders (matrix.json, */summary.json)")
     p_diff.add_argument("baseline", help="folder (or file) of the earlier/reference results; may be missing")
     p_diff.add_argument("candidate", help="folder (or file) of the new results")
@@ -94,6 +104,10 @@ def main(argv=None) -> int:
     p_spec.add_argument("--repository", default="", help="a GitHub repository OWNER/NAME (with --ref)")
     p_spec.add_argument("--ref", default="", help="branch, tag or commit in --repository")
     p_spec.add_argument("--spec", default="", help="any PEFT_SPEC: a version, requirement, git URL")
+    p_bis = sub.add_parser("bisect", help="last good / first bad release or commit for one failing example")
+    from .bisect import add_arguments as add_bisect_arguments
+
+    add_bisect_arguments(p_bis)
     p_leg = sub.add_parser("legacy", help="keep a finished run's released artifacts and verdicts in tests/legacy")
     p_leg.add_argument("run", help="the --out of a finished `python -m matrix run` of the released cells")
     p_leg.add_argument("--cells", help="producer cells to keep (default: every released cell the run produced)")
@@ -144,6 +158,10 @@ def _dispatch(args) -> int:
         args.transformers = args.transformers or good.transformers
         args.accelerate = args.accelerate or good.accelerate
         return validate(args)
+    if args.command == "bisect":
+        from .bisect import bisect_command
+
+        return bisect_command(args)
     if args.command == "legacy":
         from . import cells as cells_mod
         from . import legacy

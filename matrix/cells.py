@@ -56,7 +56,7 @@ class Cell:
     def runnable(self, github: bool = False, cuda: bool = False) -> str | None:
         """None if the cell can run here, else the reason it cannot."""
         if self.unavailable:
-            return f"cannot install: {self.unavailable}"
+            return f"unavailable with these pins: {self.unavailable}"
         if self.needs == "github" and not github:
             return "needs GitHub, which this machine cannot reach"
         if self.needs and self.needs != "github" and not os.environ.get(self.needs):
