@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -110,7 +111,7 @@ def main(argv=None) -> int:
     add_bisect_arguments(p_bis)
     p_leg = sub.add_parser("legacy", help="keep a finished run's released artifacts and verdicts in tests/legacy")
     p_leg.add_argument("run", help="the --out of a finished `python -m matrix run` of the released cells")
-    p_leg.add_argument("--cells", help="producer cells to keep (default: every released cell the run produced)")
+    p_leg.add_argument("--cells", help="producer cells to keep (default: the PEFT axis cells the run produced)")
     p_rep = sub.add_parser("report")
     p_rep.add_argument("dir")
     p_pro = sub.add_parser("produce")
@@ -167,10 +168,11 @@ def _dispatch(args) -> int:
         from . import legacy
 
         run_dir = Path(args.run)
-        released = [c.name for c in cells_mod.load() if c.needs is None and c.device == "cpu"]
-        names = args.cells.split(",") if args.cells else [n for n in released if (run_dir / "artifacts" / n).is_dir()]
+        # the PEFT axis: one released cell per PEFT minor (peft-X.Y.Z)
+        axis = [c.name for c in cells_mod.load() if re.fullmatch(r"peft-\d+\.\d+\.\d+", c.name)]
+        names = args.cells.split(",") if args.cells else [n for n in axis if (run_dir / "artifacts" / n).is_dir()]
         try:
-            expected = legacy.write(run_dir, names, keep=legacy.pinned_only)
+            expected = legacy.write(run_dir, names, keep=legacy.kept)
         except legacy.LegacyError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

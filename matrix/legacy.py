@@ -1,0 +1,158 @@
+"""Adapters saved by older releases, kept in the repository and read by every property run.
+
+As pandas keeps pickles written by each old release and reads them all at HEAD: the artifacts the
+released matrix cells produced (safetensors + JSON, tens of kilobytes each) live under
+`tests/legacy/artifacts/<producer cell>/<case>/`, and `tests/legacy/expected.json` records the
+verdict each consumer cell gave each of them in the matrix run they came from. The property
+suite's default run (tests/properties/test_legacy_artifacts.py) judges every one of them under the
+installed versions with the matrix's own consume step, so `tox -e peft-latest` answers "do
+adapters saved by older PEFT still load and compute the same?" without an old environment.
+
+How a verdict reads (`judge`):
+- pass, known-issue (a registry entry, named), unsupported, inconclusive: passed;
+- a bad verdict (fail, load-error, base-mismatch, invalid-artifact) that the matrix recorded for
+  these very versions, with the same verdict and the same failure signature (numbers folded):
+  `recorded`, an incompatibility the published matrix already shows, not a new one;
+  on versions the matrix has no column for (PEFT main, a pull request, a new release), the
+  newest recorded consumer's verdicts stand in for them;
+- any other bad verdict: failed (a new incompatibility, or the same one failing another way);
+- a good verdict where the matrix recorded a bad one for these versions: failed as stale (the
+  record is out of date: regenerate it), as a stale registry entry is.
+
+Regenerate from a finished `python -m matrix run` (the PEFT axis, one cell per PEFT minor, is what
+is kept; every consumer in the run gets its column):
+    python -m matrix legacy RUN_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zlib
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from .diffing import fold_numbers
+
+ROOT = Path(__file__).resolve().parents[1]
+LEGACY = ROOT / "tests" / "legacy"
+EXPECTED = LEGACY / "expected.json"
+GOOD = ("pass", "known-issue", "unsupported", "inconclusive")
+SCHEMA = 1
+
+
+class LegacyError(ValueError):
+    """The committed legacy artifacts or their record cannot be used; the message names the file."""
+
+
+def versions_key(versions: dict) -> str:
+    return f"peft {versions['peft']} / transformers {versions['transformers']}"
+
+
+def signature(row: dict) -> str:
+    """What a bad verdict looks like, numbers folded: the same incompatibility, not another."""
+    return fold_numbers(row.get("detail", "")).split("\n")[0][:160]
+
+
+def folders(root: Path = LEGACY / "artifacts") -> list[tuple[str, Path]]:
+    """(producer cell, artifact folder) for every committed legacy artifact."""
+    if not root.is_dir():
+        return []
+    return [(p.name, f) for p in sorted(root.iterdir()) if p.is_dir() for f in sorted(p.iterdir()) if f.is_dir()]
+
+
+def load_expected(path: Path = EXPECTED) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LegacyError(f"{path}: cannot read the legacy record ({exc.__class__.__name__}: {exc})") from None
+    if data.get("schema") != SCHEMA or not isinstance(data.get("consumers"), dict):
+        raise LegacyError(f"{path}: schema {data.get('schema')!r} or no 'consumers'; this suite reads schema {SCHEMA}")
+    return data
+
+
+def _version(text: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return Version("0")
+
+
+def record_for(expected: dict, versions: dict) -> tuple[str, dict, bool]:
+    """(consumer label, its verdicts by 'producer/case', exact) for the installed versions: the
+    matrix column with these very versions, else the newest recorded one (exact=False)."""
+    consumers = expected["consumers"]
+    key = versions_key(versions)
+    for label, column in consumers.items():
+        if versions_key(column["versions"]) == key:
+            return label, column["rows"], True
+    newest = max(
+        consumers,
+        key=lambda c: (_version(consumers[c]["versions"]["peft"]), _version(consumers[c]["versions"]["transformers"])),
+    )
+    return newest, consumers[newest]["rows"], False
+
+
+def judge(row: dict, recorded: dict | None, exact: bool) -> tuple[str, str]:
+    """(outcome, why) for one consume row against what the matrix recorded for it."""
+    verdict = row["verdict"]
+    if verdict in GOOD:
+        if exact and recorded and recorded["verdict"] not in GOOD:
+            return "failed", (
+                f"stale record: the matrix recorded {recorded['verdict']} ({recorded['signature']}) for these "
+                f"versions, and it now gives {verdict}; regenerate tests/legacy (python -m matrix legacy RUN_DIR)"
+            )
+        return "passed", verdict if verdict != "known-issue" else f"known-issue {row.get('issue')}"
+    if recorded and recorded["verdict"] == verdict and recorded["signature"] == signature(row):
+        return "recorded", f"{verdict} as the matrix records it: {signature(row)}"
+    was = f"the matrix recorded {recorded['verdict']}" if recorded else "the matrix has no record of it"
+    return "failed", f"{verdict}: {row.get('detail', '')[:300]} ({was})"
+
+
+def kept(producer: str, meta: dict) -> bool:
+    """A pinned case (every architecture x task x projection at one tiny size, the same list from
+    every release), one projection per producer x architecture x task, alternating by a hash of the
+    three so each producer keeps both projections and each family meets both across producers:
+    about 25 artifacts a release instead of 50, 9 MB for twelve releases."""
+    if meta.get("origin") != "pinned":
+        return False
+    case = meta["case"]
+    projection = zlib.crc32(f"{producer}/{case['model']['arch']}/{case['task']}".encode()) % 2 == 1
+    return case["prefix"]["prefix_projection"] == projection
+
+
+def write(run: Path, cells: list[str], out: Path = LEGACY, keep=None) -> dict:
+    """Copy the artifacts of `cells` from a finished run into `out`, with every consumer's verdicts.
+    `keep(producer, manifest dict) -> bool` picks which artifacts to keep (all by default)."""
+    results = run / "results"
+    if not results.is_dir():
+        raise LegacyError(f"{run}: no results/ folder: not a finished `python -m matrix run`")
+    if (out / "artifacts").exists():
+        shutil.rmtree(out / "artifacts")
+    kept: set[str] = set()
+    for producer in cells:
+        source = run / "artifacts" / producer
+        if not source.is_dir():
+            raise LegacyError(f"{source}: no artifacts from cell {producer!r} in this run")
+        for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+            meta = json.loads((folder / "manifest.json").read_text())
+            if keep is None or keep(producer, meta):
+                shutil.copytree(folder, out / "artifacts" / producer / folder.name)
+                kept.add(f"{producer}/{folder.name}")
+    consumers = {}
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        rows = {
+            f"{r['producer']}/{r['case']}": {
+                "verdict": r["verdict"],
+                "issue": r.get("issue"),
+                "signature": signature(r),
+            }
+            for r in data["rows"]
+            if f"{r['producer']}/{r['case']}" in kept
+        }
+        consumers[path.stem] = {"versions": data["versions"], "rows": rows}
+    expected = {"schema": SCHEMA, "cells": cells, "consumers": consumers}
+    (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    return expected

@@ -1,0 +1,49 @@
+"""Adapters saved by older releases load and compute the same here (matrix/legacy.py says how a
+verdict reads): every committed legacy artifact, one test item each, judged by the matrix's own
+consume step under the installed PEFT and transformers."""
+
+from __future__ import annotations
+
+import pytest
+
+from matrix import legacy
+from prefixcheck import outcomes
+from prefixcheck.versions import installed
+
+FOLDERS = legacy.folders()
+
+
+@pytest.fixture(scope="module")
+def record():
+    return legacy.record_for(legacy.load_expected(), installed())
+
+
+@pytest.mark.parametrize(("producer", "folder"), FOLDERS, ids=[f"{p}/{f.name}" for p, f in FOLDERS])
+def test_an_adapter_saved_by_an_older_release_loads_and_computes_the_same(producer, folder, record):
+    from matrix.cellwork import consume_one  # imports torch/PEFT: in the test, not at collection
+
+    label, rows, exact = record
+    row = consume_one(folder, producer)
+    outcome, why = legacy.judge(row.__dict__, rows.get(f"{producer}/{folder.name}"), exact)
+    describe = f"{row.arch} {row.task} projection={row.projection}"
+    outcomes.LEGACY_ROWS.append(
+        {
+            "producer": producer,
+            "case": folder.name,
+            "describe": describe,
+            "verdict": row.verdict,
+            "issue": row.issue,
+            "outcome": outcome,
+            "why": why,
+            "record": f"{label}{'' if exact else ' (the newest recorded consumer: these versions have no column)'}",
+        }
+    )
+    if outcome == "failed":
+        pytest.fail(f"adapter saved by {producer} ({describe}): {why}", pytrace=False)
+
+
+def test_the_legacy_artifacts_are_there():
+    """The record and the artifacts come together: an empty or half-copied folder is an error."""
+    expected = legacy.load_expected()
+    producers = {p for p, _ in FOLDERS}
+    assert producers == set(expected["cells"]), (sorted(producers), expected["cells"])

@@ -1,0 +1,74 @@
+"""How a committed legacy artifact's verdict reads (matrix/legacy.py): each rule can go red."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from matrix import legacy
+
+pytestmark = pytest.mark.selftest
+
+BAD = {"verdict": "load-error", "detail": "KeyError: 'base_model.classifier.weight' at 3", "issue": None}
+
+
+def _recorded(row):
+    return {"verdict": row["verdict"], "issue": row.get("issue"), "signature": legacy.signature(row)}
+
+
+def test_a_good_verdict_passes():
+    assert legacy.judge({"verdict": "pass"}, None, exact=True)[0] == "passed"
+    assert legacy.judge({"verdict": "known-issue", "issue": "x"}, None, exact=True) == ("passed", "known-issue x")
+
+
+def test_a_bad_verdict_the_matrix_records_is_recorded_not_failed():
+    assert legacy.judge(BAD, _recorded(BAD), exact=True)[0] == "recorded"
+    other_numbers = {**BAD, "detail": "KeyError: 'base_model.classifier.weight' at 7"}
+    assert legacy.judge(other_numbers, _recorded(BAD), exact=True)[0] == "recorded"
+
+
+def test_a_bad_verdict_the_matrix_does_not_record_fails():
+    assert legacy.judge(BAD, None, exact=True)[0] == "failed"
+    assert legacy.judge(BAD, {"verdict": "pass", "issue": None, "signature": ""}, exact=False)[0] == "failed"
+
+
+def test_the_same_verdict_failing_another_way_fails():
+    other = {**BAD, "detail": "RuntimeError: size mismatch for weight"}
+    outcome, why = legacy.judge(other, _recorded(BAD), exact=True)
+    assert outcome == "failed" and "size mismatch" in why
+
+
+def test_a_good_verdict_where_the_record_says_bad_is_a_stale_record():
+    outcome, why = legacy.judge({"verdict": "pass"}, _recorded(BAD), exact=True)
+    assert outcome == "failed" and "stale record" in why
+    # on versions the matrix has no column for, a fix is not stale: nothing recorded it for them
+    assert legacy.judge({"verdict": "pass"}, _recorded(BAD), exact=False)[0] == "passed"
+
+
+def test_versions_without_a_column_read_the_newest_consumer():
+    expected = {
+        "consumers": {
+            "old": {"versions": {"peft": "0.10.0", "transformers": "4.40.2"}, "rows": {"a": 1}},
+            "new": {"versions": {"peft": "0.21.2", "transformers": "5.24.0"}, "rows": {"a": 2}},
+        }
+    }
+    assert legacy.record_for(expected, {"peft": "0.10.0", "transformers": "4.40.2"}) == ("old", {"a": 1}, True)
+    assert legacy.record_for(expected, {"peft": "0.22.0.dev0", "transformers": "5.24.0"}) == ("new", {"a": 2}, False)
+
+
+def test_an_unreadable_record_is_one_line(tmp_path):
+    path = tmp_path / "expected.json"
+    path.write_text("{")
+    with pytest.raises(legacy.LegacyError, match="cannot read the legacy record"):
+        legacy.load_expected(path)
+    path.write_text(json.dumps({"schema": 99}))
+    with pytest.raises(legacy.LegacyError, match="schema 99"):
+        legacy.load_expected(path)
+
+
+def test_the_committed_record_covers_every_committed_artifact():
+    expected = legacy.load_expected()
+    kept = {f"{p}/{f.name}" for p, f in legacy.folders()}
+    for label, column in expected["consumers"].items():
+        assert set(column["rows"]) == kept, label
