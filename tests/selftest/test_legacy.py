@@ -72,3 +72,11 @@ def test_the_committed_record_covers_every_committed_artifact():
     kept = {f"{p}/{f.name}" for p, f in legacy.folders()}
     for label, column in expected["consumers"].items():
         assert set(column["rows"]) == kept, label
+
+
+def test_the_ci_sample_keeps_every_release_and_task_once():
+    every = legacy.folders()
+    sample = legacy.one_per_release_and_task(every)
+    assert {p for p, _ in sample} == {p for p, _ in every}
+    tasks = [(p, json.loads((f / "manifest.json").read_text())["case"]["task"]) for p, f in sample]
+    assert len(tasks) == len(set(tasks)) and len(sample) < len(every) / 4
