@@ -71,6 +71,9 @@ _FACT_RULES: dict[str, Callable[[Case], object]] = {
         c.prefix.num_virtual_tokens in (c.recipe.seq_len, c.recipe.seq_len - c.recipe.num_padded)
     ),
     "init_weights": lambda c: c.prefix.init_weights or "random",
+    # sqrt(hidden_size) is a power of two (hidden 4, 16, 64, 256...): Gemma's embedding scale is then
+    # exact in bf16, so an embedding recomputed with it matches bit for bit
+    "sqrt_hidden_power_of_two": lambda c: _lay(c).hidden_size in (4**k for k in range(1, 12)),
 }
 FACTS = tuple(_FACT_RULES)
 
