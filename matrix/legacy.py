@@ -62,16 +62,20 @@ def folders(root: Path = LEGACY / "artifacts") -> list[tuple[str, Path]]:
     return [(p.name, f) for p in sorted(root.iterdir()) if p.is_dir() for f in sorted(p.iterdir()) if f.is_dir()]
 
 
-def one_per_release_and_task(found: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
-    """The first artifact (by case key) of each producer x task: every release and every task
-    head, at a sixth of the cost."""
-    seen: set[tuple[str, str]] = set()
-    out = []
+def one_per_release(found: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """One artifact per producer, the task head rotating from release to release (the first
+    artifact, by case key, of that task): every release and every task head at least once, at
+    a twenty-fifth of the cost."""
+    by_producer: dict[str, list[tuple[str, Path, str]]] = {}
     for producer, folder in found:
         task = json.loads((folder / "manifest.json").read_text())["case"]["task"]
-        if (producer, task) not in seen:
-            seen.add((producer, task))
-            out.append((producer, folder))
+        by_producer.setdefault(producer, []).append((producer, folder, task))
+    tasks = sorted({task for rows in by_producer.values() for *_, task in rows})
+    out = []
+    for i, (producer, rows) in enumerate(sorted(by_producer.items())):
+        wanted = tasks[i % len(tasks)]
+        _, folder, _ = next((r for r in rows if r[2] == wanted), rows[0])
+        out.append((producer, folder))
     return out
 
 
