@@ -15,7 +15,7 @@ python -m matrix validate          one PEFT build against a baseline, only the d
 python -m matrix pr-spec --pr N    the PEFT_SPEC of a PEFT pull request (its head commit)
 python -m matrix bisect ...       last good / first bad release or commit for one failing example
 python -m matrix legacy RUN_DIR     commit a run's released artifacts and verdicts under tests/legacy
-python -m matrix produce|consume   what `run` calls inside each cell's environment
+python -m matrix produce|consume|produce-consume   what `run` calls inside each cell's environment
 """
 
 from __future__ import annotations
@@ -114,15 +114,21 @@ def main(argv=None) -> int:
     p_leg.add_argument("--cells", help="producer cells to keep (default: the PEFT axis cells the run produced)")
     p_rep = sub.add_parser("report")
     p_rep.add_argument("dir")
-    p_pro = sub.add_parser("produce")
-    p_pro.add_argument("--out", required=True)
-    p_pro.add_argument("--drawn", type=int, default=8)
-    p_pro.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p_con = sub.add_parser("consume")
-    p_con.add_argument("--artifacts", required=True)
+    p_pro = sub.add_parser("produce", help="make this cell's artifacts in OUT (its folder name is the producer cell)")
+    p_con = sub.add_parser("consume", help="judge the artifacts under ARTIFACTS, verdicts to OUT")
+    # one interpreter start instead of two (~14 s of imports here) for a cell that judges only
+    # producers that are done before it starts (`consumes`)
+    p_both = sub.add_parser("produce-consume", help="produce into OUT, then judge ARTIFACTS into RESULTS")
+    for p in (p_pro, p_both):
+        p.add_argument("--out", required=True)
+        p.add_argument("--drawn", type=int, default=8)
+    for p in (p_con, p_both):
+        p.add_argument("--artifacts", required=True)
+        p.add_argument("--producers", help="comma-separated producer cells to judge (default: every folder)")
     p_con.add_argument("--out", required=True)
-    p_con.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p_con.add_argument("--producers", help="comma-separated producer cells to judge (default: every folder)")
+    p_both.add_argument("--results", required=True)
+    for p in (p_pro, p_con, p_both):
+        p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args(argv)
     try:
         return _dispatch(args)
@@ -191,25 +197,38 @@ def _dispatch(args) -> int:
     from . import cellwork
 
     if args.command == "produce":
-        try:
-            pinned = cellwork.pinned_cases()
-        except ValueError as exc:  # MATRIX_ARCHS naming an unknown architecture
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        cases = [c.replace(device=args.device) for c in pinned + cellwork.drawn_cases(args.drawn)]
-        index = cellwork.produce(Path(args.out), cases, pinned=frozenset(c.key for c in cases[: len(pinned)]))
-        print(json.dumps({k: v for k, v in index.items() if k != "failed"}), f"failed={len(index['failed'])}")
-        if not index["written"] + index["reused"]:
-            print(
-                f"error: produced nothing: all {len(cases)} cases failed (see {args.out}/index.json)", file=sys.stderr
-            )
-            return 1
-        return 0
+        return _produce(cellwork, args)
+    if args.command == "consume":
+        return _consume(cellwork, args, Path(args.out))
+    produced = _produce(cellwork, args)
+    if produced == 2:
+        return produced
+    return _consume(cellwork, args, Path(args.results)) or produced
+
+
+def _produce(cellwork, args) -> int:
+    """The cell's pinned cases (one projection each, cells.pinned_projection, for the producer
+    named by the --out folder) and `--drawn` Hypothesis cases; exit 1 when none was made."""
+    try:
+        pinned = cellwork.pinned_cases(producer=Path(args.out).name)
+    except ValueError as exc:  # MATRIX_ARCHS naming an unknown architecture
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cases = [c.replace(device=args.device) for c in pinned + cellwork.drawn_cases(args.drawn)]
+    index = cellwork.produce(Path(args.out), cases, pinned=frozenset(c.key for c in cases[: len(pinned)]))
+    print(json.dumps({k: v for k, v in index.items() if k != "failed"}), f"failed={len(index['failed'])}")
+    if not index["written"] + index["reused"]:
+        print(f"error: produced nothing: all {len(cases)} cases failed (see {args.out}/index.json)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _consume(cellwork, args, out: Path) -> int:
     if not Path(args.artifacts).is_dir():
         print(f"error: {args.artifacts}: no such artifacts folder", file=sys.stderr)
         return 2
     producers = tuple(args.producers.split(",")) if args.producers else None
-    result = cellwork.consume(Path(args.artifacts), Path(args.out), args.device, producers=producers)
+    result = cellwork.consume(Path(args.artifacts), out, args.device, producers=producers)
     print(f"{len(result['rows'])} verdicts in {result['seconds']:.1f} s")
     if not result["rows"]:
         print(f"error: no artifact to judge under {args.artifacts}", file=sys.stderr)

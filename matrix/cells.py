@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,17 @@ _KEYS = {
     "device",
     "unavailable",
     "consumes",
+    "judged_by",
+    "drawn",
 }
+
+
+def pinned_projection(producer: str, arch: str, task: str) -> bool:
+    """The one prefix projection a producer's pinned case of `arch` x `task` takes: alternating by
+    a hash of the three, so each producer has both projections and each architecture x task meets
+    both across producers, at half the artifacts (the grid's time budget; tests/legacy keeps the
+    same ones)."""
+    return zlib.crc32(f"{producer}/{arch}/{task}".encode()) % 2 == 1
 
 
 class CellError(ValueError):
@@ -43,6 +54,11 @@ class Cell:
     # transformers axis judges its own and the anchors' only, so the grid stays within its time
     # budget; every full consumer still judges the axis' artifacts.
     consumes: tuple[str, ...] = ()
+    # the consumers that judge this cell's artifacts besides itself; empty: every consumer. The
+    # transformers axis is judged by the anchors only (the grid's time budget, as `consumes`).
+    judged_by: tuple[str, ...] = ()
+    # Hypothesis-drawn cases this cell produces besides the pinned ones; None: the run's --drawn
+    drawn: int | None = None
 
     def requirements(self) -> list[str]:
         """pip requirement lines for this cell's environment (torch comes from the constraint)."""
@@ -65,6 +81,13 @@ class Cell:
             return "a CUDA cell, and this machine has no GPU"
         return None
 
+    def judges(self, producer: Cell) -> bool:
+        """Whether this cell, consuming, judges `producer`'s artifacts: its own always; those its
+        `consumes` names; with no `consumes`, every producer whose `judged_by` does not leave it out."""
+        if producer.name == self.name or producer.name in self.consumes:
+            return True
+        return not self.consumes and (not producer.judged_by or self.name in producer.judged_by)
+
 
 @dataclass(frozen=True)
 class Cells:
@@ -81,6 +104,10 @@ class Cells:
 
     def known_good(self) -> Cell:
         return next(c for c in self.cells if c.known_good)
+
+    def producers_for(self, consumer: Cell) -> list[str]:
+        """The cells whose artifacts `consumer` judges (Cell.judges), in file order."""
+        return [p.name for p in self.cells if consumer.judges(p)]
 
 
 def _requirement(package: str, spec: str, cell: str) -> str:
@@ -121,11 +148,16 @@ def load(path: str | Path = CELLS_FILE) -> Cells:
         names.add(name)
         if raw.get("device", "cpu") not in ("cpu", "cuda"):
             raise CellError(f"cell {name!r}: device must be cpu or cuda, not {raw['device']!r}")
-        cells.append(Cell(**{**raw, "extra": tuple(raw.get("extra", ())), "consumes": tuple(raw.get("consumes", ()))}))
+        drawn = raw.get("drawn")
+        if drawn is not None and (not isinstance(drawn, int) or isinstance(drawn, bool) or drawn < 0):
+            raise CellError(f"cell {name!r}: drawn must be a whole number >= 0, not {drawn!r}")
+        listed = {key: tuple(raw.get(key, ())) for key in ("extra", "consumes", "judged_by")}
+        cells.append(Cell(**{**raw, **listed}))
     for cell in cells:
-        unknown = sorted(set(cell.consumes) - names)
-        if unknown:
-            raise CellError(f"cell {cell.name!r}: consumes unknown cells {unknown}")
+        for key in ("consumes", "judged_by"):
+            unknown = sorted(set(getattr(cell, key)) - names)
+            if unknown:
+                raise CellError(f"cell {cell.name!r}: {key} unknown cells {unknown}")
     if sum(c.known_good for c in cells) != 1:
         raise CellError(f"{path}: exactly one cell must be known_good")
     return Cells(tuple(cells))

@@ -37,6 +37,7 @@ from prefixcheck.versions import features, installed
 from strategies import cases
 
 from . import manifest
+from .cells import pinned_projection
 
 GENERATIVE = ("CAUSAL_LM", "SEQ_2_SEQ_LM")
 PINNED_LAYOUTS = {  # family -> (hidden, heads, kv_heads, head_dim): GQA where the family can express it
@@ -80,8 +81,9 @@ def chosen_architectures() -> tuple:
     return tuple(a for a in available if a.name in wanted)
 
 
-def pinned_cases():
-    """Every architecture x task x projection the installed transformers supports, at one tiny size."""
+def pinned_cases(producer: str | None = None):
+    """Every architecture x task the installed transformers supports, at one tiny size; with
+    `producer`, the one projection cells.pinned_projection() gives it, else both."""
 
     out = []
     for arch in chosen_architectures():
@@ -90,7 +92,8 @@ def pinned_cases():
             hidden, head_dim = 16, 8
         layout = AttentionLayout(hidden, heads, kv, head_dim)
         for task in arch.available_tasks():
-            for projection in (False, True):
+            projections = (False, True) if producer is None else (pinned_projection(producer, arch.name, task),)
+            for projection in projections:
                 out.append(
                     Case(
                         model=ModelSpec(arch.name, 2, layout),

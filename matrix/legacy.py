@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import zlib
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from .cells import pinned_projection
 from .diffing import fold_numbers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,15 +128,13 @@ def judge(row: dict, recorded: dict | None, exact: bool) -> tuple[str, str]:
 
 
 def kept(producer: str, meta: dict) -> bool:
-    """A pinned case (every architecture x task x projection at one tiny size, the same list from
-    every release), one projection per producer x architecture x task, alternating by a hash of the
-    three so each producer keeps both projections and each family meets both across producers:
-    about 25 artifacts a release instead of 50, 9 MB for twelve releases."""
+    """A pinned case (every architecture x task at one tiny size, the same list from every release)
+    with the projection cells.pinned_projection() gives its producer, which is the one a producer
+    makes (runs from before that rule made both): about 25 artifacts a release, 9 MB for twelve."""
     if meta.get("origin") != "pinned":
         return False
     case = meta["case"]
-    projection = zlib.crc32(f"{producer}/{case['model']['arch']}/{case['task']}".encode()) % 2 == 1
-    return case["prefix"]["prefix_projection"] == projection
+    return case["prefix"]["prefix_projection"] == pinned_projection(producer, case["model"]["arch"], case["task"])
 
 
 def write(run: Path, cells: list[str], out: Path = LEGACY, keep=None) -> dict:

@@ -7,8 +7,9 @@ Two axes, so every release line is covered without a cross product:
 accelerate is the newest one uploaded by the later of the pair's two upload dates. Every cell is
 probed (installed, a tiny prefix-tuning Llama runs forward); a cell that fails keeps its place
 with `unavailable = "<reason>"`, so a gap is recorded, never silent. A usable transformers-axis
-cell `consumes` only its own and the anchors' artifacts (peft-latest, the known-good cell), so the
-grid fits its time budget; the PEFT axis and the anchors judge every cell's.
+cell `consumes` only its own and the anchors' artifacts (peft-latest, the known-good cell), its
+artifacts are `judged_by` the anchors only, and it draws no Hypothesis cases (`drawn = 0`), so the
+grid fits its time budget: the PEFT axis judges the PEFT axis and the anchors, the anchors every cell.
 
 The generated cells sit between two marker lines; hand-made cells (CUDA, the GitHub and PEFT_SPEC
 cells) and the header stay outside and are never touched. The known-good cell keeps its pins (tox.ini
@@ -60,7 +61,18 @@ INDEX_VARIABLES = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "PIP_INDEX_URL")  # first
 DEFAULT_ENVS = ROOT / "matrix-run" / "envs"  # where `python -m matrix run` keeps its envs: reused
 BEGIN = "# >>> released cells: written by `python -m matrix cells --refresh` (matrix/releases.py); edits here are lost"
 END = "# <<< end of the released cells"
-CELL_KEYS = ("name", "peft", "transformers", "accelerate", "extra", "consumes", "known_good", "unavailable")
+CELL_KEYS = (
+    "name",
+    "peft",
+    "transformers",
+    "accelerate",
+    "extra",
+    "consumes",
+    "judged_by",
+    "drawn",
+    "known_good",
+    "unavailable",
+)
 LATEST = "peft-latest"  # the newest PEFT with the newest transformers (tox's peft-latest tests the same)
 REASON_CHARS = 240  # an unavailable reason is one line of at most this many characters
 PROBE_TIMEOUT_S = 600
@@ -415,7 +427,9 @@ def _generate(
     anchors = [LATEST] + ([known_good.name] if known_good is not None else [])
     for cell in generated:
         if cell.pop("_axis", None) == "transformers" and not cell.get("unavailable"):
-            cell["consumes"] = anchors  # judges its own and the anchors' artifacts: the grid's time budget
+            # the grid's time budget: judges its own and the anchors' artifacts, judged by the
+            # anchors, pinned cases only
+            cell.update(consumes=anchors, judged_by=anchors, drawn=0)
     return generated, notes
 
 
@@ -544,15 +558,19 @@ def remembered_probe(current) -> Callable[[dict], str | None]:
 def _toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
 
 
 def cell_block(cell: dict) -> str:
-    """One `[[cell]]` table in the file's own layout (key order of CELL_KEYS, false/empty left out)."""
+    """One `[[cell]]` table in the file's own layout (key order of CELL_KEYS, false/empty left out;
+    a number, 0 included, kept)."""
     lines = ["[[cell]]"]
-    lines += [f"{key} = {_toml_value(cell[key])}" for key in CELL_KEYS if cell.get(key)]
+    kept = [key for key in CELL_KEYS if cell.get(key) or (type(cell.get(key)) is int)]
+    lines += [f"{key} = {_toml_value(cell[key])}" for key in kept]
     return "\n".join(lines) + "\n"
 
 
@@ -564,7 +582,8 @@ def _region(cells: list[dict]) -> str:
         "# when it came out; transformers axis: the newest PEFT with every transformers minor from "
         f"{tf_min}. accelerate:",
         "# the newest at the later upload. `unavailable`: the probe (install, tiny prefix model, forward) failed.",
-        "# `consumes`: the transformers axis judges its own and the anchors' artifacts only (the grid's time budget).",
+        "# The grid's time budget: the transformers axis judges its own and the anchors' artifacts only (`consumes`),",
+        "# is judged by the anchors only (`judged_by`) and makes its pinned cases only (`drawn = 0`).",
     ]
     return "\n".join(header) + "\n" + "\n".join(cell_block(c) for c in cells) + END + "\n"
 

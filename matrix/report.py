@@ -444,9 +444,12 @@ def markdown(data: dict) -> str:
     for cell in cells:
         v = data["results"].get(cell, {}).get("versions", {})
         t = data["timings"].get(cell, {})
+        if "produce_consume_s" in t:  # both in one process (matrix/runner.py)
+            stages = f"{t['produce_consume_s']:.1f} (with consume, one process) | — |"
+        else:
+            stages = f"{t.get('produce_s', 0):.1f} | {t.get('consume_s', 0):.1f} |"
         lines.append(
-            f"| `{cell}` | {v.get('peft', '')} | {v.get('transformers', '')} | {t.get('env_s', 0):.1f} | "
-            f"{t.get('produce_s', 0):.1f} | {t.get('consume_s', 0):.1f} |"
+            f"| `{cell}` | {v.get('peft', '')} | {v.get('transformers', '')} | {t.get('env_s', 0):.1f} | {stages}"
         )
     lines += _md_producer_failures(data) + _md_reasons(data)
     return "\n".join(lines) + "\n"

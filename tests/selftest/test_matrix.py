@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from matrix import cells as cells_mod
-from matrix import cellwork, manifest, report
+from matrix import cellwork, manifest, report, runner
 from prefixcheck import known_issues
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 from prefixcheck.known_issues import Failure, KnownIssue
@@ -238,6 +238,64 @@ def test_the_report_shows_producer_by_consumer(artifact, tmp_path):
     assert page.startswith("<!doctype html>") and "<details>" in page and "http" not in page.split("<body>")[0]
 
 
+def test_who_judges_whom_in_the_committed_grid():
+    """The PEFT axis judges the PEFT axis and the anchors; the anchors judge every cell; a
+    transformers-axis cell judges its own and the anchors' artifacts (cells.Cell.judges)."""
+    cells = cells_mod.load()
+    released = [c for c in cells if c.needs is None and c.device == "cpu" and not c.unavailable]
+    anchors = {"peft-latest", cells.known_good().name}
+    tf_axis = {c.name for c in released if "-tf-" in c.name} - anchors
+    peft_axis = {c.name for c in released} - tf_axis - anchors
+    assert len(peft_axis) >= 12 and len(tf_axis) >= 12
+    for cell in released:
+        judged = set(cells.producers_for(cell)) & {c.name for c in released}
+        if cell.name in anchors:
+            assert judged == {c.name for c in released}, cell.name
+        elif cell.name in tf_axis:
+            assert judged == anchors | {cell.name}, cell.name
+        else:
+            assert judged == peft_axis | anchors, cell.name
+
+
+def _cell(name, **kw):
+    return cells_mod.Cell(name=name, peft="0.1", transformers="4", accelerate="1", **kw)
+
+
+def test_the_run_plan_starts_each_process_once_what_it_judges_is_produced():
+    anchor, old = _cell("anchor", known_good=True), _cell("old")
+    axis = _cell("axis", consumes=("anchor",), judged_by=("anchor",))
+    grid = cells_mod.Cells((old, anchor, axis))
+    tasks = runner.plan([old, anchor, axis], "all", grid)
+    got = [(t.stage, t.cell.name, sorted(t.after)) for t in tasks]
+    # the producer others wait on first; the axis cell in one process after it; consumers last
+    assert got == [
+        ("produce", "anchor", []),
+        ("produce", "old", []),
+        ("produce-consume", "axis", ["anchor"]),
+        ("consume", "old", ["anchor"]),
+        ("consume", "anchor", ["axis", "old"]),
+    ]
+    # one stage at a time (a CI job per cell): no one-process tasks, and consume waits on nothing
+    assert [(t.stage, t.cell.name) for t in runner.plan([axis], "produce", grid)] == [("produce", "axis")]
+    assert [(t.stage, sorted(t.after)) for t in runner.plan([axis], "consume", grid)] == [("consume", [])]
+    # a cell judging a one-process cell's artifacts cannot itself be one: it would wait in a circle
+    chained = _cell("chained", consumes=("axis",))
+    plan = runner.plan([anchor, axis, chained], "all", cells_mod.Cells((anchor, axis, chained)))
+    assert [(t.stage, t.cell.name) for t in plan if t.cell.name == "chained"] == [
+        ("produce", "chained"),
+        ("consume", "chained"),
+    ]
+
+
+def test_each_producer_makes_one_projection_per_architecture_and_task_and_both_across_producers():
+    first, second = cellwork.pinned_cases("peft-0.10.0"), cellwork.pinned_cases("peft-0.11.1")
+    both = cellwork.pinned_cases()
+    slots = lambda cases: [(c.model.arch, c.task) for c in cases]  # noqa: E731
+    assert sorted(slots(first)) == sorted(set(slots(both))) and len(both) == 2 * len(first)
+    projections = {(c.model.arch, c.task, c.prefix.prefix_projection) for c in first + second}
+    assert {p for *_, p in projections} == {False, True} and len(projections) > len(first)
+
+
 def test_the_cells_file_is_valid_and_tox_pins_the_known_good_cell():
     cells = cells_mod.load()
     good = cells.known_good()
@@ -261,6 +319,16 @@ def test_the_cells_file_is_valid_and_tox_pins_the_known_good_cell():
             'schema = 1\n[[cell]]\nname = "a"\npeft = "0.1"\ntransformers = "4"\naccelerate = "1"\nknown_good = true\n'
             'consumes = ["nope"]',
             "consumes unknown cells",
+        ),
+        (
+            'schema = 1\n[[cell]]\nname = "a"\npeft = "0.1"\ntransformers = "4"\naccelerate = "1"\nknown_good = true\n'
+            'judged_by = ["nope"]',
+            "judged_by unknown cells",
+        ),
+        (
+            'schema = 1\n[[cell]]\nname = "a"\npeft = "0.1"\ntransformers = "4"\naccelerate = "1"\nknown_good = true\n'
+            'drawn = "8"',
+            "drawn must be a whole number",
         ),
     ],
 )

@@ -212,6 +212,12 @@ def test_the_transformers_axis_pairs_the_newest_peft_with_every_minor():
     anchors = ["peft-latest", "peft-0.21.2-tf-5.23"]
     assert {n for n, c in consumes.items() if c} == {n for n in axis if "-tf-" in n and n != anchors[1]}
     assert all(c in (None, anchors) for c in consumes.values())
+    # ... is judged by the anchors only and draws no Hypothesis cases: the grid's time budget
+    for cell in cells:
+        if cell.get("consumes"):
+            assert (cell["judged_by"], cell["drawn"]) == (anchors, 0), cell["name"]
+        else:
+            assert "judged_by" not in cell and "drawn" not in cell, cell["name"]
 
 
 def test_the_known_good_cell_keeps_its_pins_when_a_newer_patch_of_its_minor_appears():
