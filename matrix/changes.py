@@ -68,9 +68,11 @@ def diff(baseline: dict, candidate: dict) -> dict:
             suite["fixed"] = []
         else:
             suite = suite_diff(baseline["suites"][env], summary)
+        versions = {k: summary.get("versions", {}).get(k) for k in ("peft", "transformers")}
         for f in suite["new_failures"]:
             row = {"where": f"suite {env}", "property": f["property"], "error": fold_numbers(f["error"])[:160]}
-            row["case"] = f["case"]
+            # what `matrix bisect-new` needs: the run, its versions, the reproduction script
+            row.update(case=f["case"], env=env, versions=versions, repro=f["repro"])
             (
                 newly_passing
                 if f["kind"] == "StaleKnownIssue" or f["error"].startswith("StaleKnownIssue")
@@ -96,7 +98,9 @@ def diff(baseline: dict, candidate: dict) -> dict:
 
     for r in grid["regressions"]:
         text = f"{verdict_text(r, 'baseline')} -> {r['verdict']}: " + fold_numbers(r.get("detail", ""))[:160]
-        new_failures.append({"where": where(r), "property": what(r), "error": text})
+        row = {"where": where(r), "property": what(r), "error": text}
+        row.update(producer=r["producer"], consumer=r.get("consumer"), case=r["case"])  # the square, for bisect-new
+        new_failures.append(row)
     for r in grid["fixes"]:
         newly_passing.append(
             {"where": where(r), "property": what(r), "error": f"{verdict_text(r, 'baseline')} -> pass"}
