@@ -88,6 +88,7 @@ def main(argv=None) -> int:
     p_track.add_argument("--repo", required=True, help="owner/name of the repository to file the issue in")
     p_track.add_argument("--run-url", default="", help="link to the run, put into the issue")
     p_track.add_argument("--dry-run", action="store_true", help="print the API calls instead of making them")
+    p_track.add_argument("--bisects", help="the --out of `matrix bisect-new`: attached when present")
     p_val = sub.add_parser("validate")
     p_val.add_argument("--peft", required=True, help="the PEFT under test: version, git URL or path")
     p_val.add_argument("--baseline", help="the PEFT to compare with (default: the known-good cell's)")

@@ -282,6 +282,80 @@ def test_a_real_bisect_that_cannot_start_is_one_line(tmp_path):
     )
 
 
+# -- what the tracking issue gets -----------------------------------------------------------------------------
+@pytest.fixture()
+def posted(monkeypatch):
+    """The bodies `matrix track` sends, through a stand-in for the GitHub REST call."""
+    bodies = []
+
+    def api_call(method, path, body=None, token=None):
+        if body:
+            bodies.append(body["body"])
+        return [] if method == "GET" else {"html_url": "http://fake/issues/1"}
+
+    monkeypatch.setattr(changes, "api_call", api_call)
+    monkeypatch.setenv("GITHUB_TOKEN", "t")
+    return bodies
+
+
+def _tracked(tmp_path, diffed, bisects: Path, posted) -> str:
+    folder = tmp_path / "changes"
+    folder.mkdir(exist_ok=True)
+    (folder / "changes.json").write_text(json.dumps(diffed))
+    (folder / "changes.md").write_text(changes.markdown(diffed, "Nightly"))
+    argv = ["track", str(folder), "--repo", "me/repo", "--run-url", "http://run", "--bisects", str(bisects)]
+    assert matrix_main(argv) == 0
+    return posted[-1]
+
+
+def test_track_attaches_each_new_failures_bisect(nightly, canned, posted, tmp_path):
+    diffed, run = nightly
+    diffed = _four_new_failures(diffed)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "changes.json").write_text(json.dumps(diffed))
+    bisect_new.bisect_new(tmp_path / "c", run, tmp_path / "bisect", 3, 600, GOOD, log=lambda line: None)
+    body = _tracked(tmp_path, diffed, tmp_path / "bisect", posted)
+    for line in (
+        "- suite peft-latest `reload-equality`: boundary: transformers 5.23.0 (pass) -> 5.24.0 (fail)",
+        "- matrix peft-0.17.1 -> peft-latest `llama CAUSAL_LM case c1`: same verdict in every tested release: fail",
+        "`llama CAUSAL_LM case c2`: not bisected: same square as case c1 (one bisect per square)",
+        "- matrix peft-0.15.0 -> peft-latest `llama CAUSAL_LM case c7`: could not bisect: square peft-0.15.2",
+        "`llama CAUSAL_LM case c8`: not bisected: limit of 3 reached",
+    ):
+        assert line in body
+    assert body.count("<details>") == 3 and "the report\n" in body  # the report, collapsed
+    assert "`nightly-bisect` artifact of [the run](http://run)" in body and body.endswith("Run: http://run\n")
+    assert body.index("**New failures**") < body.index("**Bisects of the new failures**")
+
+
+def test_the_issue_text_fits_githubs_comment_limit(nightly, canned, posted, tmp_path, monkeypatch):
+    diffed, run = nightly
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "changes.json").write_text(json.dumps(diffed))
+    index = bisect_new.bisect_new(tmp_path / "c", run, tmp_path / "bisect", 3, 600, GOOD, log=lambda line: None)
+    # a report far over the limit, cut inside a code block
+    report = tmp_path / "bisect" / index["entries"][0]["report"]
+    report.write_text("# big\n\n```python\n" + "x = 1\n" * 20000 + "```\n")
+    body = _tracked(tmp_path, diffed, tmp_path / "bisect", posted)
+    assert len(body) <= changes.COMMENT_LIMIT
+    assert "boundary: transformers 5.23.0 (pass) -> 5.24.0 (fail)" in body and "same verdict in every" in body
+    cut = body[body.index("<details>") : body.index("</details>")]
+    assert "Cut here:" in cut and cut.count("```") % 2 == 0  # the code block closed before the note
+    assert body.endswith("Run: http://run\n")
+    # the changes text alone over the limit: cut too, the run's link kept
+    monkeypatch.setattr(changes, "markdown", lambda *a: "y" * 70000)
+    body = _tracked(tmp_path, diffed, tmp_path / "bisect", posted)
+    assert len(body) <= changes.COMMENT_LIMIT and "comment size limit" in body and body.endswith("Run: http://run\n")
+
+
+def test_track_says_when_the_bisect_job_left_nothing(nightly, posted, tmp_path):
+    diffed, _ = nightly
+    body = _tracked(tmp_path, diffed, tmp_path / "never-downloaded", posted)
+    assert "No bisect results for the new failures" in body
+    quiet = {**diffed, "new_failures": []}  # nothing new: nothing bisected, nothing said
+    assert "bisect" not in _tracked(tmp_path, quiet, tmp_path / "never-downloaded", posted).lower()
+
+
 def test_bad_input_is_one_line(tmp_path, capsys):
     assert matrix_main(["bisect-new", str(tmp_path), "--run", str(tmp_path)]) == 2
     assert "no changes.json" in capsys.readouterr().err
