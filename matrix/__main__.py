@@ -14,6 +14,7 @@ python -m matrix track CHANGES     open or update the nightly tracking issue (Gi
 python -m matrix validate          one PEFT build against a baseline, only the difference
 python -m matrix pr-spec --pr N    the PEFT_SPEC of a PEFT pull request (its head commit)
 python -m matrix bisect ...       last good / first bad release or commit for one failing example
+python -m matrix bisect-new CHANGES --run DIR   bisect each new failure of a diff (the nightly's bisect job)
 python -m matrix legacy RUN_DIR     commit a run's released artifacts and verdicts under tests/legacy
 python -m matrix produce|consume|produce-consume   what `run` calls inside each cell's environment
 """
@@ -87,6 +88,7 @@ def main(argv=None) -> int:
     p_track.add_argument("--repo", required=True, help="owner/name of the repository to file the issue in")
     p_track.add_argument("--run-url", default="", help="link to the run, put into the issue")
     p_track.add_argument("--dry-run", action="store_true", help="print the API calls instead of making them")
+    p_track.add_argument("--bisects", help="the --out of `matrix bisect-new`: attached when present")
     p_val = sub.add_parser("validate")
     p_val.add_argument("--peft", required=True, help="the PEFT under test: version, git URL or path")
     p_val.add_argument("--baseline", help="the PEFT to compare with (default: the known-good cell's)")
@@ -109,6 +111,10 @@ def main(argv=None) -> int:
     from .bisect import add_arguments as add_bisect_arguments
 
     add_bisect_arguments(p_bis)
+    p_bnew = sub.add_parser("bisect-new", help="bisect each new failure of `diff --out` (bounded: --limit, --timeout)")
+    from .bisect_new import add_arguments as add_bisect_new_arguments
+
+    add_bisect_new_arguments(p_bnew)
     p_leg = sub.add_parser("legacy", help="keep a finished run's released artifacts and verdicts in tests/legacy")
     p_leg.add_argument("run", help="the --out of a finished `python -m matrix run` of the released cells")
     p_leg.add_argument("--cells", help="producer cells to keep (default: the PEFT axis cells the run produced)")
@@ -169,6 +175,10 @@ def _dispatch(args) -> int:
         from .bisect import bisect_command
 
         return bisect_command(args)
+    if args.command == "bisect-new":
+        from .bisect_new import bisect_new_command
+
+        return bisect_new_command(args)
     if args.command == "legacy":
         from . import cells as cells_mod
         from . import legacy

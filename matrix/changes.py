@@ -12,7 +12,9 @@ reports what CI has to act on (matrix/diffing.py says how failures are keyed):
 Known-issue counts are not compared: with a randomized profile they move every night.
 
 `python -m matrix track CHANGES --repo OWNER/NAME` opens one tracking issue (label
-`nightly-tracking`) or comments on the open one, with the Markdown of `diff --out`.
+`nightly-tracking`) or comments on the open one, with the Markdown of `diff --out`; with
+`--bisects DIR` (the --out of `matrix bisect-new`, matrix/bisect_new.py) also each new failure's
+bisect, cut to GitHub's comment size limit.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .report import fold_numbers
 
 LABEL = "nightly-tracking"
 TITLE = "Nightly prefix-tuning results changed"
+COMMENT_LIMIT = 65536  # characters GitHub takes in an issue body or comment
 
 
 class ResultsError(ValueError):
@@ -68,9 +71,11 @@ def diff(baseline: dict, candidate: dict) -> dict:
             suite["fixed"] = []
         else:
             suite = suite_diff(baseline["suites"][env], summary)
+        versions = {k: summary.get("versions", {}).get(k) for k in ("peft", "transformers")}
         for f in suite["new_failures"]:
             row = {"where": f"suite {env}", "property": f["property"], "error": fold_numbers(f["error"])[:160]}
-            row["case"] = f["case"]
+            # what `matrix bisect-new` needs: the run, its versions, the reproduction script
+            row.update(case=f["case"], env=env, versions=versions, repro=f["repro"])
             (
                 newly_passing
                 if f["kind"] == "StaleKnownIssue" or f["error"].startswith("StaleKnownIssue")
@@ -96,7 +101,9 @@ def diff(baseline: dict, candidate: dict) -> dict:
 
     for r in grid["regressions"]:
         text = f"{verdict_text(r, 'baseline')} -> {r['verdict']}: " + fold_numbers(r.get("detail", ""))[:160]
-        new_failures.append({"where": where(r), "property": what(r), "error": text})
+        row = {"where": where(r), "property": what(r), "error": text}
+        row.update(producer=r["producer"], consumer=r.get("consumer"), case=r["case"])  # the square, for bisect-new
+        new_failures.append(row)
     for r in grid["fixes"]:
         newly_passing.append(
             {"where": where(r), "property": what(r), "error": f"{verdict_text(r, 'baseline')} -> pass"}
@@ -186,7 +193,11 @@ def track(changes: dict, text: str, github: GitHub, run_url: str = "") -> str:
     """Comment on the open tracking issue, or open one; nothing when nothing changed."""
     if not changes.get("changed"):
         return "nothing changed: no tracking issue update"
-    body = text + (f"\nRun: {run_url}\n" if run_url else "")
+    run = f"\nRun: {run_url}\n" if run_url else ""
+    if len(text) + len(run) > COMMENT_LIMIT:
+        note = "\n\n(Cut here: GitHub's comment size limit. The whole text is changes.md in the run's artifacts.)\n"
+        text = text[: COMMENT_LIMIT - len(run) - len(note)] + note
+    body = text + run
     open_issues = github.request("GET", f"/issues?state=open&labels={LABEL}&per_page=10")
     ours = [i for i in open_issues if i.get("title") == TITLE and "pull_request" not in i]
     if ours:
@@ -204,6 +215,13 @@ def track_command(args) -> int:
         text = (folder / "changes.md").read_text()
     except (ResultsError, OSError) as exc:
         raise SystemExit(f"error: {folder}: no diff output to track ({exc})") from None
+    if args.bisects and changes.get("new_failures"):
+        from .bisect_new import attachment
+
+        room = COMMENT_LIMIT - len(text) - len(args.run_url) - 200  # the run's link, the separators
+        bisects = attachment(Path(args.bisects), room, args.run_url)
+        missing = f"No bisect results for the new failures ({args.bisects} holds no bisects.json: the bisect job did not finish).\n"
+        text += "\n" + (bisects or missing)
     github = GitHub(args.repo, os.environ.get("GITHUB_TOKEN"), dry_run=args.dry_run)
     print(track(changes, text, github, args.run_url))
     return 0

@@ -86,7 +86,7 @@ def test_security_rules(path):
         writes = {k for k, v in perms.items() if v == "write"}
         assert writes <= ({"issues"} if name == "track" else set()), f"{name}: write permission {writes}"
         commands = " ".join(s.get("run", "") for s in job.get("steps", []))
-        runs_code_under_test = re.search(r"\btox\b|matrix (run|validate|produce|consume)", commands)
+        runs_code_under_test = re.search(r"\btox\b|matrix (run|validate|produce|consume|bisect)", commands)
         if writes or "github.token" in json.dumps(job):
             assert not runs_code_under_test, f"{name}: holds a token (or write access) and runs PEFT code"
     for name, _, step in _steps(data):
@@ -136,7 +136,7 @@ def test_every_command_is_a_tox_env_or_the_matrix_cli():
                 assert m[1] in subcommands, f"{path.name}/{name}: unknown matrix command {m[1]}"
                 seen_matrix.add(m[1])
     assert {"lint", "selftest", "known-good", "peft-latest", "peft-pr"} <= seen_tox
-    assert {"cells", "run", "report", "diff", "track", "pr-spec", "validate"} <= seen_matrix
+    assert {"cells", "run", "report", "diff", "track", "pr-spec", "validate", "bisect-new"} <= seen_matrix
     with pytest.raises(SystemExit):  # the CLI is the one the workflows call: bad args are refused
         matrix_main(["run", "--stage", "nope"])
 
@@ -150,6 +150,23 @@ def test_gpu_job_is_opt_in_and_names_real_cells():
     named = re.findall(r"--cells (\S+)", " ".join(s.get("run", "") for s in job["steps"]))
     cells = [known[n] for names in named for n in names.split(",")]
     assert {c.device for c in cells} == {"cpu", "cuda"}  # both directions of CPU <-> CUDA loads
+
+
+def test_nightly_bisects_new_failures_between_report_and_track_without_a_token():
+    jobs = _load(ROOT / ".github" / "workflows" / "nightly.yml")["jobs"]
+    bisect, track = jobs["bisect"], jobs["track"]
+    assert bisect["needs"] == "report" and set(track["needs"]) == {"report", "bisect"}
+    assert "new_failures" in jobs["report"]["outputs"] and "new_failures != '0'" in bisect["if"]
+    assert "permissions" not in bisect and "github.token" not in json.dumps(bisect)
+    commands = [s.get("run", "") for s in bisect["steps"]]
+    assert any("python -m matrix bisect-new" in c and '--limit "$BISECT_LIMIT"' in c for c in commands)
+    # bounded: every bisect it may run fits in the job's time
+    limit, timeout = int(bisect["env"]["BISECT_LIMIT"]), float(bisect["env"]["BISECT_TIMEOUT"])
+    assert limit * timeout < 60 * bisect["timeout-minutes"]
+    uploads = [s["with"]["name"] for s in bisect["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
+    downloads = [s for s in track["steps"] if s.get("with", {}).get("name") == uploads[0]]
+    assert uploads == ["nightly-bisect"] and downloads[0]["if"] == "${{ needs.bisect.result == 'success' }}"
+    assert any("--bisects nightly-bisect" in s.get("run", "") for s in track["steps"])
 
 
 def test_nightly_runs_both_mains_and_the_nightly_profile():
@@ -293,10 +310,14 @@ def test_nightly_workflow_runs_locally_and_files_the_tracking_issue(tmp_path, fa
         f"GITHUB_API_URL={api}",
         "--token",
         "fake-token",
+        # the bisect job runs and lists every new failure, but starts no bisect: one builds an
+        # environment per release (tests/selftest/test_bisect_new.py covers bisects and their text)
+        "--env",
+        "BISECT_LIMIT=0",
     )
     assert proc.returncode == 0, _tail(proc)
     out = proc.stdout
-    for job in ("plan", "produce", "consume", "suite", "report", "track"):
+    for job in ("plan", "produce", "consume", "suite", "report", "bisect", "track"):
         assert f"=== job {job}: success" in out, f"{job} did not succeed:\n{_tail(proc)}"
     assert "=== job gpu: skipped" in out  # no GPU_RUNNER variable: the GPU job stays off
     assert "# Prefix-tuning compatibility matrix" in out and "## Property suite `peft-latest`" in out
@@ -306,6 +327,14 @@ def test_nightly_workflow_runs_locally_and_files_the_tracking_issue(tmp_path, fa
     assert [p[1] for p in posts] == ["/repos/local/prefix-roundtrip/issues"], server.requests
     assert posts[0][2]["labels"] == ["nightly-tracking"] and flipped["case"] in posts[0][2]["body"]
     assert posts[0][3] == "Bearer fake-token"
+    # tonight's bad rows the one-row baseline lacks are new failures (0.21.2's gemma2 and bart
+    # adapters under 0.17.1): the bisect job's list of them reaches the issue, one line each
+    new = json.loads((tmp_path / "artifacts" / "nightly-report" / "changes" / "changes.json").read_text())
+    bisects = json.loads((tmp_path / "artifacts" / "nightly-bisect" / "bisects.json").read_text())
+    assert new["new_failures"] and len(bisects["entries"]) == len(new["new_failures"])
+    body = posts[0][2]["body"]
+    assert f"**Bisects of the new failures** (0 of {len(new['new_failures'])};" in body
+    assert body.count("not bisected: limit of 0 reached") == len(new["new_failures"])
     # tonight's results are kept for tomorrow's comparison
     kept = [p for p in (tmp_path / "caches").iterdir() if p.name != "nightly-results-local-0"]
     assert any(
