@@ -325,6 +325,51 @@ def test_summary_names_versions_counts_hits_and_unused_entries(tmp_path):
     json.dumps(summary)
 
 
+def _hit(issue: str, point: str, curated: bool = True):
+    """An example that hit `issue` at step `point` (blocking the claim after it)."""
+    record = outcomes.ExampleRecord(
+        outcomes.KNOWN,
+        claims={"disable-restores-base": [outcomes.BLOCKED, issue]},
+        steps={point: [outcomes.KNOWN, issue]},
+        stopped={issue: ["disable-restores-base"]},
+    )
+    record.axes = {"families": ["curated" if curated else "discovered"]}
+    return record
+
+
+def test_the_witness_is_the_same_whatever_order_and_split_the_examples_ran_in(tmp_path):
+    """known_hits[id].witness: one example that hit the entry, for `matrix bisect --registry`; the
+    same one whichever xdist worker ran which example, in whatever order."""
+    import random
+
+    issue = "some-entry"
+    cases = [CASE.replace(seed=i) for i in range(8)]
+    runs = [("prefix-acts", c, _hit(issue, "disable", curated=i != 3)) for i, c in enumerate(cases)]
+    curated = [c for i, c in enumerate(cases) if i != 3]
+    expected = min(curated, key=lambda c: c.key)
+    witnesses = set()
+    for seed in range(4):
+        shuffled = random.Random(seed).sample(runs, len(runs))
+        merged = outcomes.Recorder()
+        for part, chunk in enumerate((shuffled[: seed + 1], shuffled[seed + 1 :])):  # two "workers"
+            worker = outcomes.Recorder()
+            for prop, case, record in chunk:
+                worker.record(prop, case, outcomes.ExampleRecord(**vars(record)))
+            worker.write_part(tmp_path / f"{seed}-{part}.json")
+            merged.load_part(tmp_path / f"{seed}-{part}.json")
+        witness = outcomes.summary(merged)["known_hits"][issue]["witness"]
+        witnesses.add(json.dumps(witness, sort_keys=True))
+    assert len(witnesses) == 1
+    witness = json.loads(witnesses.pop())
+    assert witness == {
+        "property": "prefix-acts",
+        "point": "disable",  # the step the entry explained, not a claim it blocked
+        "case": expected.to_dict(),
+        "case_key": expected.key,
+        "families": "curated",  # a discovered family's example is never preferred over a curated one
+    }
+
+
 def test_readme_lists_the_registry_as_it_is():
     from pathlib import Path
 
