@@ -132,6 +132,7 @@ match = "pretend"
         ('title = "t"', 'title = "t"\ncolour = "red"', "field 'colour': unknown field"),
         ('title = "t"', "", "field 'title': missing"),
         ('title = "t"', "title = 3", "field 'title': must be a str"),
+        ('title = "t"', 'title = "t"\nupstream = "github"', "field 'upstream': must be one of peft, transformers"),
         ("[[issue.fails]]", "[issue.oops]\n[[issue.fails]]", "field 'oops'"),
         ('id = "x"', 'id = "x', "not valid TOML"),
     ],
