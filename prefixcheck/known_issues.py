@@ -15,6 +15,7 @@ a named property before "*").
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -474,12 +475,30 @@ def readme_with_table(text: str) -> str:
     return f"{head}{start}\n{markdown_table()}\n{end}{tail}"
 
 
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
+def main(argv: list[str]) -> int:
+    """Validate and print the table (or write it into README), then every entry whose declared
+    bounds disagree with what `python -m matrix bisect --registry` measured (prefixcheck.bounds):
+    a flag for the registry's keeper, not an error (the measured file may lag)."""
+    from . import bounds
 
-    if sys.argv[1:2] == ["--write-readme"]:
-        readme = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    if argv[:1] == ["--write-readme"]:
+        readme = Path(argv[1] if len(argv) > 1 else "README.md")
         readme.write_text(readme_with_table(readme.read_text()))
-    else:
-        print(markdown_table())
+        return 0
+    print(markdown_table())
+    try:
+        measured = bounds.load()
+    except bounds.MeasuredError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flagged = bounds.flags(REGISTRY, measured)
+    name = bounds.MEASURED_FILE.name
+    print(f"\nMeasured bounds ({name}): {len(measured)} entries measured, {len(flagged)} disagree with `affects`")
+    for issue_id, lines in flagged.items():
+        for line in lines:
+            print(f"FLAG {issue_id}: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
