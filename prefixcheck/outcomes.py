@@ -161,8 +161,10 @@ def known_point(record: ExampleRecord, issue: str) -> str | None:
 def witness_rank(witness: dict) -> tuple:
     """The order in which witnesses are preferred, the same in every process and every merge: a
     curated family first (a discovered one makes every bisected environment discover families
-    first), then the smallest case key, then the property name."""
-    return (witness.get("families") != "curated", witness["case_key"], witness["property"])
+    first), then a case older releases can run (no `init_weights`: PEFT before 0.16 has no such
+    field, so such a case is unsupported there), then the smallest case key, then the property."""
+    newer_only = (witness.get("case") or {}).get("prefix", {}).get("init_weights") is not None
+    return (witness.get("families") != "curated", newer_only, witness["case_key"], witness["property"])
 
 
 def _witness(prop: str, key: str, record: ExampleRecord, issue: str) -> dict | None:
