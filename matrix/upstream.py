@@ -91,7 +91,7 @@ def _versions_section(issue, record: dict | None, flags: list[str], witness: dic
                     f"- First fixed: {_pair(facts, fixed)} (last bad: {_pair(facts, last)}); compare "
                     f"{_compare(axis, facts, last, fixed)}"
                 )
-        lines += ["", f"| {axis} | verdict |", "|---|---|"]
+        lines += ["", "| versions | verdict |", "|---|---|"]
         for version, verdict in facts["tested"].items():
             detail = facts.get("details", {}).get(version, "") if verdict not in (bounds.BAD, bounds.GOOD) else ""
             shown = f"{verdict} ({detail})" if detail else verdict
