@@ -385,3 +385,13 @@ def test_a_corrupt_measured_file_is_refused_with_one_line(tmp_path, text, messag
     with pytest.raises(bounds.MeasuredError) as info:
         bounds.load(path)
     assert message in str(info.value) and "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_the_committed_reports_cover_every_entry_found_here():
+    """docs/upstream holds one report per found_by_suite entry and an index row for each
+    (regenerate: python -m matrix bisect --registry --reports-only --summary ...)."""
+    folder = registry_bounds.DEFAULT_UPSTREAM
+    found = sorted(i.id for i in known_issues.REGISTRY if i.found_by_suite)
+    assert sorted(p.stem for p in folder.glob("*.md") if p.name != "README.md") == found
+    index = (folder / "README.md").read_text()
+    assert all(f"| [`{i}`]({i}.md) |" in index for i in found)
