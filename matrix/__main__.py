@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -185,7 +184,7 @@ def _dispatch(args) -> int:
 
         run_dir = Path(args.run)
         # the PEFT axis: one released cell per PEFT minor (peft-X.Y.Z)
-        axis = [c.name for c in cells_mod.load() if re.fullmatch(r"peft-\d+\.\d+\.\d+", c.name)]
+        axis = [c.name for c in cells_mod.load().peft_axis()]
         names = args.cells.split(",") if args.cells else [n for n in axis if (run_dir / "artifacts" / n).is_dir()]
         try:
             expected = legacy.write(run_dir, names, keep=legacy.kept)

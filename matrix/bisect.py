@@ -4,6 +4,7 @@
     python -m matrix bisect --property NAME --case CASE --peft 0.21.2 --transformers 5.0.0..5.24.0
     python -m matrix bisect --square PRODUCER:CONSUMER --run RUN_DIR
     python -m matrix bisect --property NAME --case CASE --git PATH --good REF --bad REF --transformers T
+    python -m matrix bisect --registry [ID ...] --summary S.json [--axis peft|transformers|both]
 
 CASE is a case JSON (Case.to_dict form, a matrix manifest.json, or a summary.json failure record
 naming its reproduction script) or a reproduction script written by prefixcheck.repro (its
@@ -24,6 +25,9 @@ probe cannot run, or where the deciding point is inconclusive or blocked is reco
 an upstream-ready Markdown report (--out), and last `boundary: <package> <last> (<verdict>) ->
 <next> (<verdict>)`. Exit 0: a boundary; 1: every version that ran gave the same verdict; 2: it
 could not run (one line `error: ...`).
+
+--registry measures registry entries' bounds on their witnesses along the axes of cells.toml, records
+them and writes the upstream reports: matrix/registry_bounds.py.
 """
 
 from __future__ import annotations
@@ -357,6 +361,8 @@ class Plan:
     producer: str | None = None
     square: str | None = None
     extra: tuple[str, ...] = ()  # --extra pins for every environment
+    entry: str | None = None  # --registry: the entry whose bounds are measured (probe --entry)
+    cells: dict = field(default_factory=dict)  # --registry: version -> its matrix.cells.Cell on the axis
 
     def label(self, version: str) -> str:
         return self.labels.get(version, version)
@@ -378,6 +384,8 @@ class Plan:
         from .cells import Cell, CellError
         from .cells import load as load_cells
 
+        if version in self.cells:
+            return self.cells[version]
         peft, transformers = self.pair(version)
         tag = "-x" + hashlib.sha256("\n".join(self.extra).encode()).hexdigest()[:6] if self.extra else ""
         if self.git:
@@ -631,6 +639,8 @@ class Evaluator:
         cmd += ["--script", str(script)]
         if self.plan.claim:
             cmd += ["--claim", self.plan.claim]
+        if self.plan.entry:
+            cmd += ["--entry", self.plan.entry]
         if self.plan.artifact:
             cmd += ["--artifact", str(self.plan.artifact), "--producer", self.plan.producer or "producer"]
         else:
@@ -1012,8 +1022,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--claim", help="the step or claim that decides (default: the script's, else the first failing)"
     )
-    parser.add_argument("--peft", help="a release (fixed) or a range A..B (bisected)")
-    parser.add_argument("--transformers", help="a release (fixed) or a range A..B (bisected)")
+    parser.add_argument(
+        "--peft", help="a release (fixed) or a range A..B (bisected); with --registry, the PEFT axis' stretch"
+    )
+    parser.add_argument(
+        "--transformers",
+        help="a release (fixed) or a range A..B (bisected); with --registry, the transformers axis' stretch",
+    )
     parser.add_argument("--accelerate", help="accelerate for every environment (default: matrix/releases.py's pick)")
     parser.add_argument(
         "--extra", action="append", default=[], help="an extra requirement for every environment (repeatable)"
@@ -1025,9 +1040,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", help="with --square: the finished `matrix run` folder")
     parser.add_argument("--row", help="with --square: the artifact (case key) to bisect (default: the first failing)")
     parser.add_argument(
+        "--registry",
+        nargs="*",
+        metavar="ID",
+        help="measure these registry entries' bounds (none named: every entry the summaries witness)",
+    )
+    parser.add_argument(
+        "--summary", action="append", help="with --registry: a run's summary.json holding witnesses (repeatable)"
+    )
+    parser.add_argument(
+        "--axis",
+        choices=("peft", "transformers", "both"),
+        default="both",
+        help="with --registry: the axis of matrix/cells.toml to measure on (default both)",
+    )
+    parser.add_argument(
+        "--reports-only", action="store_true", help="with --registry: write docs/upstream only, measure nothing"
+    )
+    parser.add_argument(
+        "--measured", help="with --registry: the measured-bounds file (default prefixcheck/known_issues_measured.json)"
+    )
+    parser.add_argument(
         "--envs", help=f"where environments live, kept (default: RUN/envs with --square, else {DEFAULT_ENVS})"
     )
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="report folder, or a .md file (default reports/bisect)")
+    parser.add_argument(
+        "--out", help="report folder, or a .md file (default reports/bisect; with --registry docs/upstream)"
+    )
     parser.add_argument("--timeout", type=float, default=900, help="seconds one version's probe may take")
     parser.add_argument(
         "-j", "--jobs", type=int, default=2, help="versions evaluated at once (default 2: each round splits in thirds)"
@@ -1047,7 +1085,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def bisect_command(args, *, fetch=None, evaluate=None, out=print) -> int:
     """Run a bisect from parsed arguments. `fetch`: matrix.releases' index answers (tests);
-    `evaluate(version) -> Verdict`: replaces building environments and probing (tests)."""
+    `evaluate(version) -> Verdict`: replaces building environments and probing (tests); with
+    --registry, `evaluate(plan, version)` (matrix/registry_bounds.py)."""
+    if args.registry is not None or args.reports_only:
+        from .registry_bounds import registry_command
+
+        return registry_command(args, evaluate=evaluate, out=out)
     start = time.perf_counter()
     try:
         plan = plan_from_args(args, fetch)
@@ -1112,7 +1155,7 @@ def bisect_command(args, *, fetch=None, evaluate=None, out=print) -> int:
         text = report_markdown(
             plan, result, script_text, runs, wall, validate=evaluator.validate_draft if evaluator else None
         )
-        target = Path(args.out)
+        target = Path(args.out or DEFAULT_OUT)
         if target.suffix != ".md":
             target = target / f"{report_name(plan)}.md"
         record = {

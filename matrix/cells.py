@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,39 @@ class Cells:
     def producers_for(self, consumer: Cell) -> list[str]:
         """The cells whose artifacts `consumer` judges (Cell.judges), in file order."""
         return [p.name for p in self.cells if consumer.judges(p)]
+
+    def _released(self) -> list[Cell]:
+        """Usable CPU cells of released versions (no main, no PR, nothing unavailable)."""
+        return [
+            c
+            for c in self.cells
+            if c.device == "cpu" and not c.needs and not c.unavailable and c.peft[:1].isdigit()
+            if c.transformers[:1].isdigit()
+        ]
+
+    def peft_axis(self) -> list[Cell]:
+        """The PEFT axis, oldest first: one cell per PEFT minor (`peft-X.Y.Z`), each with the
+        transformers that was newest when it came out (matrix/releases.py), so both move."""
+        from packaging.version import Version
+
+        axis = [c for c in self._released() if re.fullmatch(r"peft-\d+\.\d+\.\d+", c.name)]
+        return sorted(axis, key=lambda c: Version(c.peft))
+
+    def transformers_axis(self) -> list[Cell]:
+        """The transformers axis, oldest first: the newest PEFT of the PEFT axis with every
+        transformers release a usable cell pairs it with (the tf-axis cells, its own PEFT-axis
+        cell, the known-good pair, peft-latest), one cell per transformers version."""
+        from packaging.version import Version
+
+        peft_axis = self.peft_axis()
+        if not peft_axis:
+            return []
+        newest = peft_axis[-1].peft
+        by_version: dict[str, Cell] = {}
+        for cell in self._released():
+            if cell.peft == newest:
+                by_version.setdefault(cell.transformers, cell)
+        return sorted(by_version.values(), key=lambda c: Version(c.transformers))
 
 
 def _requirement(package: str, spec: str, cell: str) -> str:

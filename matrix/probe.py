@@ -1,6 +1,7 @@
 """One version's verdict for `python -m matrix bisect`, run inside that version's environment.
 
     python -m matrix.probe --property NAME --case CASE.json --out RESULT.json [--claim POINT] [--script OUT.py]
+                           [--entry ID]
     python -m matrix.probe --artifact RUN/artifacts/PRODUCER/KEY --producer PRODUCER --property NAME
                            --claim POINT --out RESULT.json [--script OUT.py]
 
@@ -13,10 +14,15 @@ registry as the suite judges it); the second consumes one matrix artifact as `ma
      "claim": "property:point", "kind": failure kind (beyond-tolerance, RuntimeError, ...),
      "error": the failure's first line, "max_diff": float or null,
      "known": registry id that explains the failure, or null (a known failure is still "fail"),
+     "signatures": [ids of every entry whose signature the failure is, whatever the versions],
      "matching": [entries covering this property/case here: id, title, affects, references, places],
      "points": {step or claim: [outcome, issue or reason]}, "stale": [ids the run found stale],
      "script": path of the reproduction script (fail only), "versions": prefixcheck.versions.installed(),
      "seconds": float}
+
+`--entry ID` (bisect --registry, measuring that entry's bounds) judges as if the entry applied to
+every version (its declared `affects` dropped for this run), so its effect floor holds everywhere
+and a version outside its declared range is judged the same way as one inside it.
 
 Only "pass" and "fail" decide a bisect; the others are skipped like versions that could not run
 (inconclusive: the claim held but the prefix moved the outputs too little to count; blocked: a step
@@ -140,6 +146,8 @@ def run_case(prop_name: str, case, claim: str | None = None, second: dict | None
         "notes": ex.notes[:5],
     }
     if verdict == "fail":
+        from prefixcheck import known_issues
+
         exc = seen.get(point)
         outcome, issue = ex.points[point]
         out["known"] = issue if outcome == "known" else None
@@ -147,9 +155,22 @@ def run_case(prop_name: str, case, claim: str | None = None, second: dict | None
             out["kind"] = getattr(exc, "kind", type(exc).__name__)
             out["error"] = _first_line(exc)
             out["max_diff"] = getattr(exc, "max_diff", None)
+            out["signatures"] = list(known_issues.signatures(prop_name, point, case, exc))
     elif verdict == "blocked" and point:
         out["error"] = f"{point} blocked: {ex.points.get(point, [None, 'not reached'])[1]}"
     return out
+
+
+def unbounded(entry_id: str) -> None:
+    """Let registry entry `entry_id` apply to every version in this process (--entry)."""
+    import dataclasses
+
+    from prefixcheck import known_issues
+
+    known_issues.by_id(entry_id)  # KeyError: no such entry
+    known_issues.REGISTRY = tuple(
+        dataclasses.replace(i, affects={}) if i.id == entry_id else i for i in known_issues.REGISTRY
+    )
 
 
 # -- square mode: one matrix artifact, consumed here --------------------------------------------
@@ -183,6 +204,9 @@ def main(argv=None) -> int:
     parser.add_argument("--producer", default="producer")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--script", help="where to write the reproduction script when the verdict is fail")
+    parser.add_argument(
+        "--entry", help="judge as if this registry entry applied to every version (its bounds measured)"
+    )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     start = time.perf_counter()
@@ -191,6 +215,8 @@ def main(argv=None) -> int:
         from prefixcheck.case import Case
         from prefixcheck.versions import installed
 
+        if args.entry:
+            unbounded(args.entry)
         if args.artifact:
             meta = json.loads((Path(args.artifact) / "manifest.json").read_text())
             case = Case.from_dict(meta["case"]).replace(device=args.device)

@@ -15,6 +15,7 @@ a named property before "*").
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from .versions import VersionSpecError, parse_spec, satisfies
 
 REGISTRY_FILE = Path(__file__).with_name("known_issues.toml")
 ANY = "*"
+UPSTREAMS = ("peft", "transformers")  # where a found_by_suite entry's report is filed
 
 
 class RegistryError(ValueError):
@@ -166,6 +168,14 @@ class KnownIssue:
     found_by_suite: bool = False
     report: str = ""  # for found_by_suite entries: the text to file upstream
     notes: str = ""
+    upstream: str = ""  # "peft" or "transformers": where to file it; default by the id (see `project`)
+
+    @property
+    def project(self) -> str:
+        """The project a report of this bug is filed in: `upstream` where the entry says, else PEFT
+        for the ids that name it (`peft-...`: PEFT's own code) and transformers for the rest (a
+        transformers release, `tf-...`, or a model family's code)."""
+        return self.upstream or ("peft" if self.id.startswith("peft-") else "transformers")
 
     def places(self, prop: str, case: Case | None = None) -> tuple[str, ...]:
         return tuple(p for f in self.fails for p in f.places(prop, case))
@@ -183,6 +193,13 @@ class KnownIssue:
 
     def explains(self, prop: str, point: str, case: Case, exc: BaseException) -> bool:
         return any(point in f.places(prop, case) and f.matches(exc) for f in self.fails)
+
+    def signature_of(self, prop: str, point: str, case: Case, exc: BaseException) -> bool:
+        """Whether this failure is this entry's, whatever the versions: the case is one the entry
+        covers and a place of it here fails this way. `affects` is left out on purpose: this is
+        what measuring an entry's bounds asks (matrix bisect --registry), and a measurement must
+        not depend on the bounds it checks."""
+        return _facts_hold(case_facts(case), self.cases, self.cases_except) and self.explains(prop, point, case, exc)
 
     @property
     def specificity(self) -> tuple[int, int, int]:
@@ -211,6 +228,7 @@ _ENTRY_FIELDS = {
     "found_by_suite": bool,
     "report": str,
     "notes": str,
+    "upstream": str,
 }
 _REQUIRED = ("id", "title", "affects", "fails")
 _FAIL_FIELDS = {
@@ -250,6 +268,8 @@ def _entry(raw: dict, index: int, source: str) -> KnownIssue:
         raise bad("references", "needs an upstream reference, or found_by_suite = true with a report")
     if raw.get("found_by_suite") and len(raw.get("report", "")) < 200:
         raise bad("report", "found by this suite, so it must carry a report ready to file upstream (>= 200 chars)")
+    if "upstream" in raw and raw["upstream"] not in UPSTREAMS:
+        raise bad("upstream", f"must be one of {', '.join(UPSTREAMS)}, not {raw['upstream']!r}")
     for pkg, spec in raw["affects"].items():
         try:
             parse_spec(pkg, spec)
@@ -311,6 +331,7 @@ def _entry(raw: dict, index: int, source: str) -> KnownIssue:
         found_by_suite=raw.get("found_by_suite", False),
         report=raw.get("report", ""),
         notes=raw.get("notes", ""),
+        upstream=raw.get("upstream", ""),
     )
 
 
@@ -370,6 +391,12 @@ class Judgement:
         return self.issue is not None
 
 
+def signatures(prop: str, point: str, case: Case, exc: BaseException) -> tuple[str, ...]:
+    """The ids of every entry whose signature this failure at (prop, point) is, whatever the
+    installed versions (KnownIssue.signature_of)."""
+    return tuple(i.id for i in REGISTRY if i.signature_of(prop, point, case, exc))
+
+
 def judge(prop: str, point: str, case: Case, exc: BaseException, versions: dict[str, str] | None = None) -> Judgement:
     """The one decision: is this failure, at this place, the known way an entry says it fails?"""
     entries = matching(prop, case, versions)
@@ -418,6 +445,7 @@ def validate(registry: tuple[KnownIssue, ...] | None = None) -> None:
             "found_by_suite": issue.found_by_suite,
             "report": issue.report,
             "notes": issue.notes,
+            "upstream": issue.upstream,
         }
         _entry({k: v for k, v in raw.items() if v or k in _REQUIRED}, 0, "registry")
 
@@ -447,12 +475,30 @@ def readme_with_table(text: str) -> str:
     return f"{head}{start}\n{markdown_table()}\n{end}{tail}"
 
 
-if __name__ == "__main__":
-    import sys
-    from pathlib import Path
+def main(argv: list[str]) -> int:
+    """Validate and print the table (or write it into README), then every entry whose declared
+    bounds disagree with what `python -m matrix bisect --registry` measured (prefixcheck.bounds):
+    a flag for the registry's keeper, not an error (the measured file may lag)."""
+    from . import bounds
 
-    if sys.argv[1:2] == ["--write-readme"]:
-        readme = Path(sys.argv[2] if len(sys.argv) > 2 else "README.md")
+    if argv[:1] == ["--write-readme"]:
+        readme = Path(argv[1] if len(argv) > 1 else "README.md")
         readme.write_text(readme_with_table(readme.read_text()))
-    else:
-        print(markdown_table())
+        return 0
+    print(markdown_table())
+    try:
+        measured = bounds.load()
+    except bounds.MeasuredError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flagged = bounds.flags(REGISTRY, measured)
+    name = bounds.MEASURED_FILE.name
+    print(f"\nMeasured bounds ({name}): {len(measured)} entries measured, {len(flagged)} disagree with `affects`")
+    for issue_id, lines in flagged.items():
+        for line in lines:
+            print(f"FLAG {issue_id}: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

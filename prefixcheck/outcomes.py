@@ -34,6 +34,7 @@ class ExampleRecord:
     failure: dict | None = None
     describe: str = ""
     axes: dict[str, list] = field(default_factory=dict)  # coverage axis -> values (prefixcheck.coverage)
+    case: dict | None = None  # Case.to_dict(), kept only where an entry was hit: the summary's witnesses
 
 
 class Recorder:
@@ -43,6 +44,8 @@ class Recorder:
 
     def record(self, prop: str, case: Case, record: ExampleRecord) -> None:
         record.describe = record.describe or case.describe()
+        if record.stopped and record.case is None:
+            record.case = case.to_dict()
         if not record.axes:
             from . import architectures, coverage
 
@@ -146,6 +149,32 @@ def counts(recorder: Recorder) -> dict[str, dict]:
     return out
 
 
+def known_point(record: ExampleRecord, issue: str) -> str | None:
+    """The step or claim at which `issue` explained the example's failure (a step first: it
+    stopped the example before any claim ran)."""
+    for point, (verdict, by) in [*record.steps.items(), *record.claims.items()]:
+        if verdict == KNOWN and by == issue:
+            return point
+    return None
+
+
+def witness_rank(witness: dict) -> tuple:
+    """The order in which witnesses are preferred, the same in every process and every merge: a
+    curated family first (a discovered one makes every bisected environment discover families
+    first), then a case older releases can run (no `init_weights`: PEFT before 0.16 has no such
+    field, so such a case is unsupported there), then the smallest case key, then the property."""
+    newer_only = (witness.get("case") or {}).get("prefix", {}).get("init_weights") is not None
+    return (witness.get("families") != "curated", newer_only, witness["case_key"], witness["property"])
+
+
+def _witness(prop: str, key: str, record: ExampleRecord, issue: str) -> dict | None:
+    point = known_point(record, issue)
+    if record.case is None or point is None:
+        return None
+    families = (record.axes.get("families") or ["?"])[0]
+    return {"property": prop, "point": point, "case": record.case, "case_key": key, "families": families}
+
+
 def summary(recorder: Recorder, live_entries: list[str] | None = None) -> dict:
     """The run's summary.json. `live_entries`: the ids of the registry entries that apply to these
     versions, to list those no example hit (as array-api-tests warns about unused xfails)."""
@@ -161,10 +190,15 @@ def summary(recorder: Recorder, live_entries: list[str] | None = None) -> dict:
         if record.outcome == FAILED
     ]
     hits: dict[str, dict] = {}
-    for (prop, _), record in recorder.records.items():
+    for (prop, key), record in recorder.records.items():
         for issue, stopped in record.stopped.items():
             hit = hits.setdefault(issue, {"examples": 0, "stopped": {}, "also_matched": []})
             hit["examples"] += 1
+            # one example that hit the entry, chosen by witness_rank among all of them, so every
+            # split of the examples across xdist workers gives the same one
+            witness = _witness(prop, key, record, issue)
+            if witness and ("witness" not in hit or witness_rank(witness) < witness_rank(hit["witness"])):
+                hit["witness"] = witness
             for claim in stopped:
                 where = f"{prop}:{claim}"
                 hit["stopped"][where] = hit["stopped"].get(where, 0) + 1

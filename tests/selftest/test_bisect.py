@@ -784,6 +784,32 @@ def test_probe_verdict_rules():
     assert probe.verdict_of(prop, {"train": ("failed", None)}, None) == ("fail", "train")
 
 
+def test_the_probe_reports_an_entrys_signature_outside_its_declared_bounds(monkeypatch, tmp_path):
+    """RESULT.json's `signatures`: the entries whose failure this is, whatever the versions (what
+    `bisect --registry` measures bounds with); --entry judges as if one entry applied everywhere."""
+    import dataclasses
+
+    from matrix import probe
+    from prefixcheck import known_issues
+
+    entry = "peft-disable-adapter-prompt-learning-no-generation"
+    case = CASE.replace(task="SEQ_CLS")
+    monkeypatch.setenv("PREFIXCHECK_REPORTS", str(tmp_path))
+    declared_elsewhere = tuple(
+        dataclasses.replace(i, affects={"transformers": "<4.0"}) if i.id == entry else i for i in known_issues.REGISTRY
+    )
+    monkeypatch.setattr(known_issues, "REGISTRY", declared_elsewhere)
+    outside = probe.run_case("prefix-acts", case, "disable")
+    # the entry does not apply to these versions, so the registry does not explain the failure...
+    assert outside["verdict"] == "fail" and outside["known"] is None
+    # ...yet it is this entry's failure, which is what measuring its bounds asks
+    assert entry in outside["signatures"]
+    probe.unbounded(entry)  # --entry: judged as if it applied everywhere
+    assert known_issues.by_id(entry).affects == {}
+    inside = probe.run_case("prefix-acts", case, "disable")
+    assert inside["known"] == entry and entry in inside["signatures"]
+
+
 def test_evaluator_runs_the_probe_in_an_environment_and_skips_what_cannot_install(releases, tmp_path, monkeypatch):
     """The real Evaluator with build_env stood in: one version cannot install (uv's error becomes
     its one-line reason), the other's environment is this Python, where matrix.probe runs for real."""

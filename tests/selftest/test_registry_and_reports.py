@@ -132,6 +132,7 @@ match = "pretend"
         ('title = "t"', 'title = "t"\ncolour = "red"', "field 'colour': unknown field"),
         ('title = "t"', "", "field 'title': missing"),
         ('title = "t"', "title = 3", "field 'title': must be a str"),
+        ('title = "t"', 'title = "t"\nupstream = "github"', "field 'upstream': must be one of peft, transformers"),
         ("[[issue.fails]]", "[issue.oops]\n[[issue.fails]]", "field 'oops'"),
         ('id = "x"', 'id = "x', "not valid TOML"),
     ],
@@ -323,6 +324,53 @@ def test_summary_names_versions_counts_hits_and_unused_entries(tmp_path):
     assert summary["known_hits"]["some-entry"]["stopped"] == {"saved-shapes:reloaded-equals-trained": 1}
     assert summary["unused_entries"] == ["test-entry"]
     json.dumps(summary)
+
+
+def _hit(issue: str, point: str, curated: bool = True):
+    """An example that hit `issue` at step `point` (blocking the claim after it)."""
+    record = outcomes.ExampleRecord(
+        outcomes.KNOWN,
+        claims={"disable-restores-base": [outcomes.BLOCKED, issue]},
+        steps={point: [outcomes.KNOWN, issue]},
+        stopped={issue: ["disable-restores-base"]},
+    )
+    record.axes = {"families": ["curated" if curated else "discovered"]}
+    return record
+
+
+def test_the_witness_is_the_same_whatever_order_and_split_the_examples_ran_in(tmp_path):
+    """known_hits[id].witness: one example that hit the entry, for `matrix bisect --registry`; the
+    same one whichever xdist worker ran which example, in whatever order."""
+    import random
+
+    issue = "some-entry"
+    plain = sorted((CASE.replace(seed=i) for i in range(8)), key=lambda c: c.key)
+    # a case only PEFT 0.16 and later can run (init_weights), with a smaller key than the one chosen
+    zero = min((CASE.replace(seed=i).with_prefix(init_weights="zero") for i in range(100, 164)), key=lambda c: c.key)
+    assert zero.key < plain[1].key
+    runs = [("prefix-acts", c, _hit(issue, "disable", curated=c is not plain[0])) for c in [*plain, zero]]
+    expected = plain[1]  # plain[0], the smallest key, is a discovered family's
+    witnesses = set()
+    for seed in range(4):
+        shuffled = random.Random(seed).sample(runs, len(runs))
+        merged = outcomes.Recorder()
+        for part, chunk in enumerate((shuffled[: seed + 1], shuffled[seed + 1 :])):  # two "workers"
+            worker = outcomes.Recorder()
+            for prop, case, record in chunk:
+                worker.record(prop, case, outcomes.ExampleRecord(**vars(record)))
+            worker.write_part(tmp_path / f"{seed}-{part}.json")
+            merged.load_part(tmp_path / f"{seed}-{part}.json")
+        witness = outcomes.summary(merged)["known_hits"][issue]["witness"]
+        witnesses.add(json.dumps(witness, sort_keys=True))
+    assert len(witnesses) == 1
+    witness = json.loads(witnesses.pop())
+    assert witness == {
+        "property": "prefix-acts",
+        "point": "disable",  # the step the entry explained, not a claim it blocked
+        "case": expected.to_dict(),
+        "case_key": expected.key,
+        "families": "curated",  # a discovered family's example is never preferred over a curated one
+    }
 
 
 def test_readme_lists_the_registry_as_it_is():
