@@ -138,8 +138,10 @@ def kept(producer: str, meta: dict) -> bool:
 
 
 def write(run: Path, cells: list[str], out: Path = LEGACY, keep=None) -> dict:
-    """Copy the artifacts of `cells` from a finished run into `out`, with every consumer's verdicts.
-    `keep(producer, manifest dict) -> bool` picks which artifacts to keep (all by default)."""
+    """Copy the artifacts of `cells` from a finished run into `out`, with the verdicts of every
+    consumer that judged all of them (a transformers-axis cell judges only its own and the
+    anchors', cells.Cell.judges: no column). `keep(producer, manifest dict) -> bool` picks which
+    artifacts to keep (all by default)."""
     results = run / "results"
     if not results.is_dir():
         raise LegacyError(f"{run}: no results/ folder: not a finished `python -m matrix run`")
@@ -167,7 +169,10 @@ def write(run: Path, cells: list[str], out: Path = LEGACY, keep=None) -> dict:
             for r in data["rows"]
             if f"{r['producer']}/{r['case']}" in kept
         }
-        consumers[path.stem] = {"versions": data["versions"], "rows": rows}
+        if set(rows) == kept:
+            consumers[path.stem] = {"versions": data["versions"], "rows": rows}
+    if not consumers:
+        raise LegacyError(f"{run}: no consumer judged every artifact of {', '.join(cells)}")
     expected = {"schema": SCHEMA, "cells": cells, "consumers": consumers}
     (out / "expected.json").write_text(json.dumps(expected, indent=1, sort_keys=True) + "\n")
     return expected

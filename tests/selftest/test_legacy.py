@@ -81,3 +81,23 @@ def test_the_ci_sample_keeps_every_release_once_and_every_task():
     assert sorted(p for p, _ in sample) == sorted({p for p, _ in every})
     assert {task(f) for _, f in sample} == {task(f) for _, f in every}
     assert len(sample) < len(every) / 10
+
+
+def test_only_consumers_that_judged_every_kept_artifact_get_a_column(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "legacy"
+    for case in ("a", "b"):
+        folder = run / "artifacts" / "old" / case
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({"origin": "pinned", "case": {}}))
+    versions = {"peft": "0.21.2", "transformers": "5.23.0"}
+    rows = [{"producer": "old", "case": c, "verdict": "pass"} for c in ("a", "b")]
+    (run / "results").mkdir()
+    (run / "results" / "full.json").write_text(json.dumps({"versions": versions, "rows": rows}))
+    # a transformers-axis consumer judges only its own and the anchors' artifacts
+    (run / "results" / "axis.json").write_text(json.dumps({"versions": versions, "rows": rows[:1]}))
+    expected = legacy.write(run, ["old"], out=out)
+    assert list(expected["consumers"]) == ["full"]
+    assert set(expected["consumers"]["full"]["rows"]) == {"old/a", "old/b"}
+    (run / "results" / "full.json").unlink()
+    with pytest.raises(legacy.LegacyError, match="no consumer judged every artifact"):
+        legacy.write(run, ["old"], out=out)
