@@ -49,6 +49,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .envs import cell_environ
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ENVS = ROOT / "matrix-run" / "envs"  # the envs `python -m matrix run` builds: reused
 DEFAULT_OUT = Path("reports") / "bisect"
@@ -645,12 +647,7 @@ class Evaluator:
             cmd += ["--artifact", str(self.plan.artifact), "--producer", self.plan.producer or "producer"]
         else:
             cmd += ["--case", str(self.case_file)]
-        env = {
-            **os.environ,
-            "OMP_NUM_THREADS": "1",
-            "HF_HUB_OFFLINE": "1",
-            "PREFIXCHECK_REPORTS": str(self.work / "reports"),
-        }
+        env = cell_environ(PREFIXCHECK_REPORTS=str(self.work / "reports"))
         try:
             done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=self.timeout)
         except subprocess.TimeoutExpired:
@@ -687,7 +684,7 @@ class Evaluator:
         python = self.pythons.get(version)
         if python is None:
             return {"rc": None, "line": "no environment"}
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+        env = cell_environ()
         try:
             done = subprocess.run(
                 [str(python), str(script)], cwd=self.work, env=env, capture_output=True, text=True, timeout=self.timeout

@@ -62,9 +62,19 @@ def build_env(cell, envs: Path, log) -> tuple[Path, float]:
     return python, seconds
 
 
+def cell_environ(**extra: str) -> dict[str, str]:
+    """The environment variables of a process run in a cell's environment: one thread, offline.
+    Python may write its bytecode caches there even where PYTHONDONTWRITEBYTECODE is set (it is on
+    this machine): without them every process compiles torch, transformers and PEFT again, about
+    14 s of its 20 s start; with them, a process after the environment's first starts in ~6 s."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **extra}
+
+
 def in_cell(python: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([str(python), "-m", "matrix", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run(
+        [str(python), "-m", "matrix", *args], cwd=ROOT, env=cell_environ(), capture_output=True, text=True
+    )
 
 
 def has_cuda() -> bool:

@@ -557,3 +557,12 @@ def test_validate_refuses_a_stale_summary_and_an_unexplained_pytest_failure(tmp_
     assert read_summary(path, "new", _proc(0), "candidate")["run_id"] == "new"
     path.write_text(json.dumps({"run_id": "new", "totals": {"failed": 3}}))
     assert read_summary(path, "new", _proc(1), "candidate")["totals"]["failed"] == 3
+
+
+def test_cell_processes_keep_bytecode_caches_one_thread_offline(monkeypatch):
+    from matrix.envs import cell_environ
+
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    env = cell_environ(PREFIXCHECK_REPORTS="r")
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert (env["OMP_NUM_THREADS"], env["HF_HUB_OFFLINE"], env["PREFIXCHECK_REPORTS"]) == ("1", "1", "r")
