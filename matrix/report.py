@@ -114,13 +114,18 @@ def from_summary(summary: dict) -> dict:
     return _data(results, producers, summary.get("timings", {}))
 
 
+def release_order(name: str) -> tuple:
+    """Cell names with their numbers compared as numbers: peft-0.21.2-tf-5.2 before -tf-5.10."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
+
+
 def _data(results: dict, producers: dict, timings: dict) -> dict:
     """The grid: (producer, consumer) -> the result rows of that square."""
     grid = {}
     for consumer, data in results.items():
         for row in data["rows"]:
             grid.setdefault((row["producer"], consumer), []).append(row)
-    cells = sorted(set(results) | set(producers) | {p for p, _ in grid})
+    cells = sorted(set(results) | set(producers) | {p for p, _ in grid}, key=release_order)
     return {"cells": cells, "results": results, "producers": producers, "timings": timings, "grid": grid}
 
 

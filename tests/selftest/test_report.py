@@ -352,3 +352,16 @@ def test_a_browser_draws_the_committed_matrix(browser, tmp_path):
     verdicts = {v for counts in summary["grid"].values() for v in counts}
     missing = [v for v in verdicts if _rgb(report.style(v)[0]) not in seen]
     assert not missing, f"verdicts with no pixel of their colour: {missing}"
+
+
+def test_cells_read_in_release_order():
+    from matrix.report import release_order
+
+    names = ["peft-latest", "peft-0.21.2-tf-5.10", "peft-0.21.2", "peft-0.21.2-tf-5.2", "peft-0.9.0"]
+    assert sorted(names, key=release_order) == [
+        "peft-0.9.0",
+        "peft-0.21.2",
+        "peft-0.21.2-tf-5.2",
+        "peft-0.21.2-tf-5.10",
+        "peft-latest",
+    ]
