@@ -67,10 +67,11 @@ _TABLE = (
         GENERATE,
         "float32",
         None,
-        1e-6,
-        1e-6,
+        1e-5,
+        1e-5,
         "generate()'s prefill builds its own mask/positions and cache path",
-        "8.9e-8 (dev profile, seed 12, transformers 5.23): 9% of atol; 7.5e-8 in the nightly profile",
+        "2.9e-6 (dev profile, seed 30357, transformers 5.23: mT5 with 12 virtual tokens, 161/192 logits a few ulp "
+        "apart; 1e-6 failed there): 29% of atol; 8.9e-8 elsewhere in dev, 7.5e-8 in the nightly profile",
     ),
     (
         GENERATE,
