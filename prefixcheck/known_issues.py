@@ -180,10 +180,14 @@ class KnownIssue:
     def places(self, prop: str, case: Case | None = None) -> tuple[str, ...]:
         return tuple(p for f in self.fails for p in f.places(prop, case))
 
+    def covers_case(self, case: Case) -> bool:
+        """The case's facts are the entry's (`cases`, `cases_except`), whatever the versions."""
+        return _facts_hold(case_facts(case), self.cases, self.cases_except)
+
     def covers(self, case: Case, versions: dict[str, str] | None = None) -> bool:
         if not all(satisfies(pkg, spec, versions) for pkg, spec in self.affects.items()):
             return False
-        return _facts_hold(case_facts(case), self.cases, self.cases_except)
+        return self.covers_case(case)
 
     def applies(self, prop: str, case: Case, versions: dict[str, str] | None = None) -> bool:
         return bool(self.places(prop, case)) and self.covers(case, versions)
@@ -199,7 +203,7 @@ class KnownIssue:
         covers and a place of it here fails this way. `affects` is left out on purpose: this is
         what measuring an entry's bounds asks (matrix bisect --registry), and a measurement must
         not depend on the bounds it checks."""
-        return _facts_hold(case_facts(case), self.cases, self.cases_except) and self.explains(prop, point, case, exc)
+        return self.covers_case(case) and self.explains(prop, point, case, exc)
 
     @property
     def specificity(self) -> tuple[int, int, int]:
