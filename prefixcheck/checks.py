@@ -274,7 +274,7 @@ def _explicit_default_positions(base_model, batch) -> torch.Tensor | None:
     rows, seq = batch["input_ids"].shape
     pad = base_model.config.pad_token_id
     for start in dict.fromkeys([0, *([pad + 1] if pad is not None else [])]):
-        # a tensor of its own, as a caller would pass (some models shift position_ids in place)
+        # engine.logits passes each call a copy: some models shift position_ids in place
         positions = torch.arange(start, start + seq, device=batch["input_ids"].device).repeat(rows, 1)
         if torch.equal(engine.logits(base_model, {**batch, "position_ids": positions}), want):
             return positions

@@ -207,7 +207,12 @@ def train(model: PeftModel, case: Case, batch: dict[str, torch.Tensor], steps: i
 @torch.no_grad()
 def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     model.eval()
-    return model(**inputs_only(batch)).logits.float().cpu()
+    fed = inputs_only(batch)
+    if fed.get("position_ids") is not None:
+        # a copy per call: some models shift position_ids in place (ERNIE-M's embeddings add 2), so the
+        # same positions passed twice would otherwise reach the second model 2 further on
+        fed["position_ids"] = fed["position_ids"].clone()
+    return model(**fed).logits.float().cpu()
 
 
 @torch.no_grad()

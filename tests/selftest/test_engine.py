@@ -64,3 +64,19 @@ def test_the_cached_model_card_template_writes_the_same_readme(tmp_path):
     cached = jinja2.Template(source).render(card_data=data.to_yaml(), **data.to_dict())
     assert cached == uncached
     assert (tmp_path / "a" / "README.md").read_text() == (tmp_path / "b" / "README.md").read_text()
+
+
+def test_logits_hands_each_call_its_own_position_ids():
+    """Some models shift position_ids in place (ERNIE-M's embeddings add 2): the positions a check
+    passes twice must reach the second model unchanged. Found on transformers 4.57, where the
+    'explicit default position_ids vs none' claim compared ERNIE-M at positions 2 apart."""
+
+    class ShiftsInPlace(torch.nn.Module):
+        def forward(self, input_ids, position_ids=None):
+            position_ids += 2
+            return type("Out", (), {"logits": position_ids.float()})()
+
+    positions = torch.arange(4).repeat(2, 1)
+    batch = {"input_ids": torch.zeros(2, 4, dtype=torch.long), "position_ids": positions}
+    first, second = engine.logits(ShiftsInPlace(), batch), engine.logits(ShiftsInPlace(), batch)
+    assert torch.equal(first, second) and torch.equal(positions, torch.arange(4).repeat(2, 1))
