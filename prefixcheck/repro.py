@@ -142,13 +142,15 @@ if (logits(reloaded) - base).abs().max().item() <= 1e-6:
 kw = dict(input_ids=BATCH["input_ids"], attention_mask=BATCH["attention_mask"], max_new_tokens=3,
           min_new_tokens=3, do_sample=False, num_beams=1, pad_token_id=0, return_dict_in_generate=True,
           output_logits=True)
+# rows without padding only: there generate() and the forward pass see the same positions
+rows = BATCH["attention_mask"].bool().all(dim=1).cpu()
 with torch.no_grad():
-    first = model.generate(**kw).logits[0].float().cpu()
+    first = model.generate(**kw).logits[0].float().cpu()[rows]
 inputs = {{"input_ids": BATCH["input_ids"], "attention_mask": BATCH["attention_mask"]}}
 if {seq2seq}:
     inputs["decoder_input_ids"] = torch.full_like(BATCH["input_ids"][:, :1], {decoder_start})
 with torch.no_grad():
-    forward = model(**inputs).logits[:, -1, :].float().cpu()
+    forward = model(**inputs).logits[:, -1, :].float().cpu()[rows]
 if not close(first, forward, {atol}, {rtol}):
     fail(f"generate()'s first-step logits differ from a forward pass: max |diff| {{(first - forward).abs().max().item():.3e}}")
 """,

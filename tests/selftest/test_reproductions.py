@@ -12,7 +12,7 @@ import pytest
 from prefixcheck import repro
 from prefixcheck.properties import NAMES as PROPERTIES
 from tests.properties._common import SEED_CASE
-from tests.selftest.test_properties_catch_faults import BASE, PROJECTED, SECOND
+from tests.selftest.test_properties_catch_faults import BASE, GPT2, PROJECTED, SECOND
 
 pytestmark = pytest.mark.selftest
 
@@ -98,3 +98,13 @@ def test_the_left_padding_script_catches_positions_left_unshifted(tmp_path):
     assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
     broken = _run_with_fault(script, tmp_path, "positions_not_shifted_past_prefix(faults.Patcher())")
     assert broken.returncode == 1 and "the left-padded row differs" in broken.stdout, broken.stdout + broken.stderr
+
+
+def test_the_first_step_script_compares_the_unpadded_rows_as_the_suite_does(tmp_path):
+    """generate-first-step judges rows without padding (a padded row's positions differ between
+    generate() and a plain forward pass); its script must too, or it reports a failure the suite
+    does not see (it did, for BigBird and RoFormer on transformers 5.9)."""
+    case = GPT2.with_recipe(padding_side="right")
+    script = repro.write("generate-first-step", case, tmp_path / "first.py", point="matches-forward")
+    clean = _run(script, tmp_path)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
