@@ -45,6 +45,9 @@ DEVICE = {device!r}
 SEED = {seed}
 BATCH = {{k: torch.tensor(v, device=DEVICE) for k, v in {batch!r}.items()}}
 INPUTS = {{k: v for k, v in BATCH.items() if k != "labels"}}
+# the rows without padding, where every path sees the same positions (on the CPU: it indexes the
+# batch and the logits, which the checks move to the CPU)
+UNPADDED = BATCH["attention_mask"].bool().all(dim=1).cpu()
 
 
 def build():
@@ -142,15 +145,13 @@ if (logits(reloaded) - base).abs().max().item() <= 1e-6:
 kw = dict(input_ids=BATCH["input_ids"], attention_mask=BATCH["attention_mask"], max_new_tokens=3,
           min_new_tokens=3, do_sample=False, num_beams=1, pad_token_id=0, return_dict_in_generate=True,
           output_logits=True)
-# rows without padding only: there generate() and the forward pass see the same positions
-rows = BATCH["attention_mask"].bool().all(dim=1).cpu()
 with torch.no_grad():
-    first = model.generate(**kw).logits[0].float().cpu()[rows]
+    first = model.generate(**kw).logits[0].float().cpu()[UNPADDED]
 inputs = {{"input_ids": BATCH["input_ids"], "attention_mask": BATCH["attention_mask"]}}
 if {seq2seq}:
     inputs["decoder_input_ids"] = torch.full_like(BATCH["input_ids"][:, :1], {decoder_start})
 with torch.no_grad():
-    forward = model(**inputs).logits[:, -1, :].float().cpu()[rows]
+    forward = model(**inputs).logits[:, -1, :].float().cpu()[UNPADDED]
 if not close(first, forward, {atol}, {rtol}):
     fail(f"generate()'s first-step logits differ from a forward pass: max |diff| {{(first - forward).abs().max().item():.3e}}")
 """,

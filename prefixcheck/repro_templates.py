@@ -163,13 +163,11 @@ fed = {{k: v for k, v in INPUTS.items() if k != "input_ids"}}
 with torch.no_grad():
     a = reloaded(**fed, inputs_embeds=emb).logits.float().cpu()
 b = logits(reloaded)
-rows = BATCH["attention_mask"].bool().all(dim=1).cpu()
-if not torch.equal(a[rows], b[rows]):
-    fail(f"inputs_embeds logits differ from input_ids logits: max |diff| {{(a[rows] - b[rows]).abs().max().item():.3e}}")
+if not torch.equal(a[UNPADDED], b[UNPADDED]):
+    fail(f"inputs_embeds logits differ from input_ids logits: max |diff| {{(a[UNPADDED] - b[UNPADDED]).abs().max().item():.3e}}")
 """,
     "no-mask-equals-ones": """\
-rows = BATCH["attention_mask"].bool().all(dim=1)
-sub = {{k: v[rows] for k, v in INPUTS.items()}}
+sub = {{k: v[UNPADDED] for k, v in INPUTS.items()}}
 with torch.no_grad():
     a = reloaded(**{{k: v for k, v in sub.items() if k != "attention_mask"}}).logits.float().cpu()
     b = reloaded(**sub).logits.float().cpu()
@@ -178,8 +176,7 @@ if not close(a, b, {batch_atol}, {batch_rtol}):
 """,
     "explicit-positions-equal-none": """\
 import inspect
-rows = BATCH["attention_mask"].bool().all(dim=1)
-sub = {{k: v[rows] for k, v in INPUTS.items()}}
+sub = {{k: v[UNPADDED] for k, v in INPUTS.items()}}
 n, seq = sub["input_ids"].shape
 base = build()
 takes = "position_ids" in inspect.signature(base.forward).parameters
@@ -232,8 +229,7 @@ for k in ("input_ids", "attention_mask"):  # the same last row, its pads moved t
 base = build()
 if "position_ids" in inspect.signature(base.forward).parameters:
     # counted from the first real token, as generate() does, from where the model's own default starts
-    rows = BATCH["attention_mask"].bool().all(dim=1)
-    sub = {{k: v[rows] for k, v in INPUTS.items()}}
+    sub = {{k: v[UNPADDED] for k, v in INPUTS.items()}}
     n, seq = sub["input_ids"].shape
     with torch.no_grad():
         own = base(**sub).logits
@@ -253,7 +249,6 @@ if not close(a, b, {batch_atol}, {batch_rtol}):
 
 GENERATE_SETUP = """\
 KW = dict(max_new_tokens=3, min_new_tokens=3, do_sample=False, pad_token_id=0, return_dict_in_generate=True)
-ROWS = BATCH["attention_mask"].bool().all(dim=1)
 
 
 def generate(m, **extra):
@@ -283,8 +278,8 @@ out = generate(reloaded)
 steps = [s.float().cpu() for s in out.logits]
 fwd = continuation(reloaded, BATCH, out.sequences[:, -len(steps):])
 for k, step in enumerate(steps):
-    if not close(step[ROWS], fwd[ROWS, k], {gen_atol}, {gen_rtol}):
-        fail(f"generate() step {{k + 1}} differs from a forward pass: max |diff| {{(step[ROWS] - fwd[ROWS, k]).abs().max().item():.3e}}")
+    if not close(step[UNPADDED], fwd[UNPADDED, k], {gen_atol}, {gen_rtol}):
+        fail(f"generate() step {{k + 1}} differs from a forward pass: max |diff| {{(step[UNPADDED] - fwd[UNPADDED, k]).abs().max().item():.3e}}")
 """,
     "second-call-identical": """\
 first, again = generate(reloaded), generate(reloaded)
@@ -295,11 +290,11 @@ if not torch.equal(first.sequences, again.sequences) or any(
 """,
     "beam-matches-forward": """\
 beam = generate(reloaded, num_beams=2, length_penalty=0.0, early_stopping=True, output_logits=False, output_scores=True)
-new = beam.sequences[:, -3:][ROWS]
-sub = {{k: v[ROWS] for k, v in BATCH.items()}}
+new = beam.sequences[:, -3:][UNPADDED]
+sub = {{k: v[UNPADDED] for k, v in BATCH.items()}}
 scored = torch.log_softmax(continuation(reloaded, sub, new)[:, :-1], dim=-1)
 summed = scored.gather(-1, new.cpu().unsqueeze(-1)).squeeze(-1).sum(-1)
-got = beam.sequences_scores[ROWS].float().cpu()
+got = beam.sequences_scores[UNPADDED].float().cpu()
 if not close(got, summed, {batch_atol}, {batch_rtol}):
     fail(f"beam search scores its best sequence {{got.tolist()}}, the forward pass {{summed.tolist()}}")
 """,
@@ -308,7 +303,7 @@ ids = generate(reloaded)
 with torch.no_grad():
     fed = reloaded.generate(inputs_embeds=reloaded.get_input_embeddings()(BATCH["input_ids"]),
                             attention_mask=BATCH["attention_mask"], num_beams=1, output_logits=True, **KW)
-if not torch.equal(fed.sequences[:, -3:][ROWS], ids.sequences[:, -3:][ROWS]):
+if not torch.equal(fed.sequences[:, -3:][UNPADDED], ids.sequences[:, -3:][UNPADDED]):
     fail(f"generate(inputs_embeds) gives {{fed.sequences[:, -3:].tolist()}}, from ids {{ids.sequences[:, -3:].tolist()}}")
 """,
     "no-cache-equals-cache": """\
