@@ -696,6 +696,57 @@ class Evaluator:
         return {"rc": done.returncode, "line": (ok or lines or [""])[-1][:300]}
 
 
+class BatchEvaluator:
+    """evaluate(version, jobs) -> one Verdict per job: build the version's environment as Evaluator
+    does and run `matrix.probe --batch` in it once, so a sweep of many registry witnesses pays the
+    imports once per version (`bisect --registry --sweep`). `cells`: version -> matrix.cells.Cell;
+    `timeout`: seconds one job may take."""
+
+    def __init__(self, cells: dict, envs: Path, work: Path, timeout: float = 900, log=None) -> None:
+        self.cells, self.envs, self.work, self.timeout = cells, envs, work, timeout
+        self.log = log or (lambda message: None)
+        self._building = threading.Lock()
+
+    def __call__(self, version: str, jobs: list[dict]) -> list[Verdict]:
+        from .envs import build_env
+
+        start = time.perf_counter()
+        cell = self.cells[version]
+
+        def nothing(reason: str) -> list[Verdict]:
+            seconds = time.perf_counter() - start
+            return [Verdict(COULD_NOT_RUN, reason, seconds=seconds) for _ in jobs]
+
+        slug = re.sub(r"[^\w.-]", "_", cell.name)
+        uv_log = self.work / f"{slug}-build.log"
+        try:
+            with self._building, _stderr_to(uv_log):
+                python, env_s = build_env(cell, self.envs, self.log)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            return nothing(f"environment: {_reason(uv_log.read_text(errors='replace')) if uv_log.exists() else exc}")
+        jobs_file, result = self.work / f"{slug}-jobs.json", self.work / f"{slug}.json"
+        jobs_file.write_text(json.dumps(jobs, sort_keys=True))
+        cmd = [str(python), "-m", "matrix.probe", "--batch", str(jobs_file), "--out", str(result)]
+        cmd += ["--timeout-each", str(self.timeout)]
+        env = cell_environ(PREFIXCHECK_REPORTS=str(self.work / f"{slug}-reports"))
+        try:
+            done = subprocess.run(
+                cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=self.timeout * max(1, len(jobs))
+            )
+        except subprocess.TimeoutExpired:
+            return nothing("probe: no answer for the whole batch")
+        if done.returncode or not result.is_file():
+            return nothing(f"probe: {_reason(done.stderr or done.stdout)}")
+        answers = json.loads(result.read_text())
+        if len(answers) != len(jobs):
+            return nothing(f"probe: {len(answers)} answers to {len(jobs)} jobs")
+        verdicts = []
+        for data in answers:
+            data["cell"] = cell.name
+            verdicts.append(Verdict(data.get("verdict", COULD_NOT_RUN), describe(data), data, data.get("seconds", 0.0)))
+        return verdicts
+
+
 # -- the report ------------------------------------------------------------------------------------
 def compare_link(plan: Plan, a: str, b: str) -> str:
     if plan.git:
@@ -1053,6 +1104,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--reports-only", action="store_true", help="with --registry: write docs/upstream only, measure nothing"
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="with --registry: test every release of each axis, all entries' witnesses in one process per release",
     )
     parser.add_argument(
         "--measured", help="with --registry: the measured-bounds file (default prefixcheck/known_issues_measured.json)"

@@ -4,6 +4,7 @@
                            [--entry ID]
     python -m matrix.probe --artifact RUN/artifacts/PRODUCER/KEY --producer PRODUCER --property NAME
                            --claim POINT --out RESULT.json [--script OUT.py]
+    python -m matrix.probe --batch JOBS.json --out RESULTS.json [--timeout-each S]
 
 The first form runs one example of the property (prefixcheck.checks.run_property, judged by the
 registry as the suite judges it); the second consumes one matrix artifact as `matrix consume` does
@@ -15,6 +16,7 @@ registry as the suite judges it); the second consumes one matrix artifact as `ma
      "error": the failure's first line, "max_diff": float or null,
      "known": registry id that explains the failure, or null (a known failure is still "fail"),
      "signatures": [ids of every entry whose signature the failure is, whatever the versions],
+     "explained_here": [ids of the entries that explain the failure under the installed versions],
      "matching": [entries covering this property/case here: id, title, affects, references, places],
      "points": {step or claim: [outcome, issue or reason]}, "stale": [ids the run found stale],
      "script": path of the reproduction script (fail only), "versions": prefixcheck.versions.installed(),
@@ -23,6 +25,12 @@ registry as the suite judges it); the second consumes one matrix artifact as `ma
 `--entry ID` (bisect --registry, measuring that entry's bounds) judges as if the entry applied to
 every version (its declared `affects` dropped for this run), so its effect floor holds everywhere
 and a version outside its declared range is judged the same way as one inside it.
+
+`--batch` (bisect --registry --sweep) runs many examples in one process, so the imports are paid
+once per version: JOBS.json is a list of {"entry", "property", "claim", "case"}, each judged as
+--entry would judge it alone (the registry restored between jobs); RESULTS.json is the list of
+their RESULT.json objects, in order, without reproduction scripts. A job that raises or runs past
+--timeout-each seconds gives "could not run" and the next job runs.
 
 Only "pass" and "fail" decide a bisect; the others are skipped like versions that could not run
 (inconclusive: the claim held but the prefix moved the outputs too little to count; blocked: a step
@@ -156,9 +164,52 @@ def run_case(prop_name: str, case, claim: str | None = None, second: dict | None
             out["error"] = _first_line(exc)
             out["max_diff"] = getattr(exc, "max_diff", None)
             out["signatures"] = list(known_issues.signatures(prop_name, point, case, exc))
+            judged = known_issues.judge(prop_name, point, case, exc)
+            out["explained_here"] = [judged.issue.id, *judged.also] if judged.issue else []
     elif verdict == "blocked" and point:
         out["error"] = f"{point} blocked: {ex.points.get(point, [None, 'not reached'])[1]}"
     return out
+
+
+def run_batch(jobs: list[dict], timeout_each: float) -> list[dict]:
+    """Each job's RESULT.json fields (see --batch), one job after another in this process."""
+    import signal
+
+    from prefixcheck import known_issues
+    from prefixcheck.case import Case
+
+    class TooLong(BaseException):  # not an Exception: neither the example nor run_case may judge it
+        pass
+
+    def too_long(signum, frame):
+        raise TooLong(f"no answer within {timeout_each:g} s")
+
+    original = known_issues.REGISTRY
+    results = []
+    before = signal.signal(signal.SIGALRM, too_long)
+    try:
+        for job in jobs:
+            start = time.perf_counter()
+            known_issues.REGISTRY = original
+            try:
+                if job.get("entry"):
+                    unbounded(job["entry"])
+                signal.setitimer(signal.ITIMER_REAL, timeout_each)
+                try:
+                    out = run_case(job["property"], Case.from_dict(job["case"]), job.get("claim"))
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                out["claim"] = f"{job['property']}:{out['point']}" if out.get("point") else None
+            except TooLong as exc:
+                out = {"verdict": "could not run", "error": str(exc)}
+            except Exception as exc:  # noqa: BLE001 (one job that cannot run must not stop the others)
+                out = {"verdict": "could not run", "error": _first_line(exc)}
+            out["seconds"] = round(time.perf_counter() - start, 2)
+            results.append(out)
+    finally:
+        known_issues.REGISTRY = original
+        signal.signal(signal.SIGALRM, before)
+    return results
 
 
 def unbounded(entry_id: str) -> None:
@@ -196,7 +247,9 @@ def run_artifact(folder: Path, producer: str, device: str = "cpu") -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m matrix.probe", description=__doc__.splitlines()[0])
-    parser.add_argument("--property", required=True)
+    parser.add_argument("--property")
+    parser.add_argument("--batch", help="a JSON list of jobs {entry, property, claim, case} to run in this process")
+    parser.add_argument("--timeout-each", type=float, default=600, help="with --batch: seconds one job may take")
     parser.add_argument("--case", help="a case JSON file (Case.to_dict form)")
     parser.add_argument("--claim", help="the step or claim that decides (default: the first failing one)")
     parser.add_argument("--second", help="multi-adapter's second adapter, a PrefixSpec JSON object")
@@ -209,7 +262,18 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
+    if not args.batch and not args.property:
+        parser.error("one of --property and --batch is required")
     start = time.perf_counter()
+    if args.batch:
+        from prefixcheck.versions import installed
+
+        results = run_batch(json.loads(Path(args.batch).read_text()), args.timeout_each)
+        here = installed()
+        for result in results:
+            result["versions"] = here
+        Path(args.out).write_text(json.dumps(results, indent=1, sort_keys=True, default=str))
+        return 0
     out: dict = {}
     try:
         from prefixcheck.case import Case

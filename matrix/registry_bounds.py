@@ -2,6 +2,7 @@
 
     python -m matrix bisect --registry [ID ...] --summary S.json [--summary S2.json] [--axis peft|transformers|both]
                             [--peft A..B] [--transformers A..B] [--envs DIR] [-j N] [--out docs/upstream]
+    python -m matrix bisect --registry [ID ...] --sweep --summary S.json ... [-j N]
     python -m matrix bisect --registry --reports-only [--summary S.json ...]
 
 Each entry is measured on its *witness*: one example of a run that hit it (summary.json's
@@ -24,6 +25,15 @@ so a bug that came and went inside the axis is found both ways; elsewhere it sea
 axis from both ends. Environments are bisect's own (matrix.bisect.Evaluator, one per cell, kept
 in --envs for the next run).
 
+`--sweep` tests every release of each axis instead of bisecting, with every entry's witness run
+in one process per release (matrix.probe --batch): for the whole registry that costs one import
+per release rather than one per entry and release, and a bug that came and went between two
+releases a bisection would not test is seen too.
+
+The entry's own failure where its declared range excludes the versions but another entry declared
+there explains it as well is recorded as `another entry` and does not decide (entry_verdict): the
+registry already accounts for that release, so it says nothing about this entry's bounds.
+
 What was measured is recorded, with the date, in prefixcheck/known_issues_measured.json
 (prefixcheck.bounds); an entry whose declared bounds disagree is flagged in the output (a flag,
 not a failure). Then every found_by_suite entry's upstream report is written (matrix.upstream).
@@ -41,7 +51,19 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
-from .bisect import COULD_NOT_RUN, DEFAULT_ENVS, FAIL, PASS, BisectError, Evaluator, Plan, Verdict, as_verdict, search
+from .bisect import (
+    COULD_NOT_RUN,
+    DEFAULT_ENVS,
+    FAIL,
+    PASS,
+    BatchEvaluator,
+    BisectError,
+    Evaluator,
+    Plan,
+    Verdict,
+    as_verdict,
+    search,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_UPSTREAM = ROOT / "docs" / "upstream"
@@ -138,14 +160,25 @@ def witnesses(paths: list[str]) -> dict[str, dict]:
 _UNDECIDED = {"inconclusive", "blocked", "unsupported", COULD_NOT_RUN}
 
 
-def entry_verdict(verdict: Verdict, issue_id: str) -> Verdict:
-    """The probe's verdict as the entry's: fail with this entry's signature stays `fail` (bad),
-    pass stays `pass` (good); a failure of another kind becomes `other failure`, which, like
-    inconclusive, blocked, unsupported and could not run, does not decide."""
+def entry_verdict(verdict: Verdict, issue) -> Verdict:
+    """The probe's verdict as the entry's (`issue`, a known_issues.KnownIssue): fail with this
+    entry's signature stays `fail` (bad), pass stays `pass` (good); a failure of another kind
+    becomes `other failure`, which, like inconclusive, blocked, unsupported and could not run,
+    does not decide. The entry's own failure where its declared range excludes the versions but
+    another entry, declared there, explains it too (the probe's `explained_here`) becomes
+    `another entry`: the registry already accounts for that version, and this one's bounds are
+    no more wrong there than right."""
+    from prefixcheck import bounds
+
     data = verdict.data
-    if verdict.verdict == FAIL and issue_id not in (data.get("signatures") or ()):
+    if verdict.verdict == FAIL and issue.id not in (data.get("signatures") or ()):
         other = f"{data.get('kind') or '?'}: {(data.get('error') or '')[:200]}"
         return Verdict("other failure", other, data, verdict.seconds)
+    if verdict.verdict == FAIL:
+        others = [i for i in data.get("explained_here") or () if i != issue.id]
+        versions = data.get("versions") or {}
+        if others and versions and not bounds.declared_inside(issue.affects, versions):
+            return Verdict(bounds.ANOTHER, f"explained here by {', '.join(others)}", data, verdict.seconds)
     if verdict.verdict not in (FAIL, PASS, *_UNDECIDED):
         return Verdict(COULD_NOT_RUN, verdict.line(), data, verdict.seconds)
     return verdict
@@ -279,10 +312,12 @@ def _registry(args, evaluate, out, today: str) -> int:
             f"registry: {len(targets)} entries; axes: "
             + ", ".join(f"{a.package} ({len(a.versions)} releases)" for a in chosen)
         )
-        updates = {}
-        for issue_id in targets:
-            new_axes = _measure(known_issues.by_id(issue_id), found[issue_id], chosen, args, evaluate, out)
-            updates[issue_id] = merged_record(measured.get(issue_id), found[issue_id], new_axes, today)
+        issues = [known_issues.by_id(i) for i in targets]
+        if args.sweep:
+            by_id = _sweep(issues, found, chosen, args, evaluate, out)
+        else:
+            by_id = {i.id: _measure(i, found[i.id], chosen, args, evaluate, out) for i in issues}
+        updates = {i: merged_record(measured.get(i), found[i], by_id[i], today) for i in targets}
         try:
             measured = bounds.save(updates, measured_path)
         except (bounds.MeasuredError, OSError) as exc:
@@ -302,28 +337,37 @@ def _registry(args, evaluate, out, today: str) -> int:
     return 0
 
 
-def _measure(issue, witness: dict, chosen: list[Axis], args, evaluate, out) -> dict[str, dict]:
-    """Measure one entry on each chosen axis; the facts per axis."""
-    from prefixcheck import bounds
+def _plan(issue, witness: dict, axis: Axis) -> Plan:
+    """The bisect plan of one entry's witness on one axis."""
+    return Plan(
+        axis.package,
+        axis.versions,
+        {},
+        witness["property"],
+        witness["point"],
+        witness["case"],
+        f"witness of {issue.id}",
+        entry=issue.id,
+        cells=dict(axis.cells),
+    )
 
+
+def _announce(issue, witness: dict, out) -> None:
     case = witness["case"]
     what = f"{witness['property']}:{witness['point']} on {case['model']['arch']}/{case['task']} (case {witness['case_key']})"
     out(f"[{issue.id}] witness {what}")
+
+
+def _measure(issue, witness: dict, chosen: list[Axis], args, evaluate, out) -> dict[str, dict]:
+    """Measure one entry on each chosen axis by bisection; the facts per axis."""
+    from prefixcheck import bounds
+
+    _announce(issue, witness, out)
     results = {}
     work = Path(tempfile.mkdtemp(prefix="matrix-registry-"))
     try:
         for axis in chosen:
-            plan = Plan(
-                axis.package,
-                axis.versions,
-                {},
-                witness["property"],
-                witness["point"],
-                case,
-                f"witness of {issue.id}",
-                entry=issue.id,
-                cells=dict(axis.cells),
-            )
+            plan = _plan(issue, witness, axis)
             if evaluate is None:
                 envs = Path(args.envs) if args.envs else DEFAULT_ENVS
                 envs.mkdir(parents=True, exist_ok=True)
@@ -341,7 +385,7 @@ def _measure(issue, witness: dict, chosen: list[Axis], args, evaluate, out) -> d
             anchor = axis.anchor((witness.get("summary_versions") or {}).get(axis.package))
             seen = search_axis(
                 axis.versions,
-                lambda v, probe=probe: entry_verdict(as_verdict(probe(v)), issue.id),
+                lambda v, probe=probe: entry_verdict(as_verdict(probe(v)), issue),
                 anchor,
                 jobs=max(1, args.jobs),
                 max_skips=args.max_skips,
@@ -350,6 +394,60 @@ def _measure(issue, witness: dict, chosen: list[Axis], args, evaluate, out) -> d
             facts = axis_facts(axis, seen)
             results[axis.package] = facts
             out(f"[{issue.id}] {axis.package} axis: {bounds.axis_line(facts)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def _sweep(issues: list, found: dict[str, dict], chosen: list[Axis], args, evaluate, out) -> dict[str, dict]:
+    """--sweep: every release of each chosen axis, all entries' witnesses run in one process per
+    release (matrix.bisect.BatchEvaluator), so no verdict rests on the bug staying put between two
+    tested releases. The facts per entry, per axis."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefixcheck import bounds
+
+    for issue in issues:
+        _announce(issue, found[issue.id], out)
+    results: dict[str, dict] = {i.id: {} for i in issues}
+    jobs = [
+        {
+            "entry": i.id,
+            "property": found[i.id]["property"],
+            "claim": found[i.id]["point"],
+            "case": found[i.id]["case"],
+        }
+        for i in issues
+    ]
+    work = Path(tempfile.mkdtemp(prefix="matrix-sweep-"))
+    try:
+        for axis in chosen:
+            if evaluate is None:
+                envs = Path(args.envs) if args.envs else DEFAULT_ENVS
+                envs.mkdir(parents=True, exist_ok=True)
+                (work / axis.package).mkdir()
+                runner = BatchEvaluator(dict(axis.cells), envs.resolve(), work / axis.package, args.timeout)
+            else:
+                plans = [_plan(i, found[i.id], axis) for i in issues]
+                runner = lambda version, _jobs, plans=plans: [evaluate(p, version) for p in plans]  # noqa: E731
+
+            def one(version: str, axis=axis, runner=runner) -> tuple[str, list[Verdict]]:
+                start = time.perf_counter()
+                raw = [as_verdict(v) for v in runner(version, jobs)]
+                verdicts = [entry_verdict(v, i) for v, i in zip(raw, issues, strict=True)]
+                words = [measured_verdict(v) for v in verdicts]
+                pair = ", ".join(f"{k} {v}" for k, v in axis.pair(version).items())
+                counts = ", ".join(f"{words.count(w)} {w}" for w in bounds.VERDICTS if words.count(w))
+                out(f"[sweep] {pair}: {counts} [{time.perf_counter() - start:.0f} s]")
+                return version, verdicts
+
+            with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+                per_version = dict(pool.map(one, axis.versions))
+            for k, issue in enumerate(issues):
+                seen = {v: per_version[v][k] for v in axis.versions}
+                facts = axis_facts(axis, seen)
+                results[issue.id][axis.package] = facts
+                out(f"[{issue.id}] {axis.package} axis: {bounds.axis_line(facts)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results

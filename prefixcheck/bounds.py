@@ -32,8 +32,12 @@ MEASURED_FILE = Path(__file__).with_name("known_issues_measured.json")
 SCHEMA = 1
 AXES = ("peft", "transformers")
 BAD, GOOD = "bad", "good"
+# the entry's own failure at a version its declared range excludes, where another entry that does
+# cover that version explains it as well: the registry already accounts for it there, so it is
+# evidence neither against this entry's bounds nor for them
+ANOTHER = "another entry"
 # what a version can give: bad and good decide; the rest say why this version could not
-UNDECIDED = ("other failure", "inconclusive", "blocked", "unsupported", "could not run")
+UNDECIDED = ("other failure", ANOTHER, "inconclusive", "blocked", "unsupported", "could not run")
 VERDICTS = (BAD, GOOD, *UNDECIDED)
 _BOUNDS = ("first_bad", "last_good", "first_fixed", "last_bad")
 
@@ -144,7 +148,7 @@ def save(updates: dict[str, dict], path: str | Path | None = None) -> dict[str, 
 
 
 # -- declared vs measured ------------------------------------------------------------------------
-def _inside(affects: dict[str, str], versions: dict[str, str]) -> bool:
+def declared_inside(affects: dict[str, str], versions: dict[str, str]) -> bool:
     """Whether the declared range holds for these versions (a package not recorded: not judged)."""
     try:
         return all(satisfies(pkg, spec, versions) for pkg, spec in affects.items() if pkg in versions)
@@ -170,7 +174,7 @@ def disagreements(issue, record: dict) -> list[str]:
             if verdict not in (BAD, GOOD):
                 continue
             pair = facts["versions"][version]
-            inside = _inside(issue.affects, pair)
+            inside = declared_inside(issue.affects, pair)
             if verdict == BAD and not inside:
                 lines.append(f"measured bad with {_pair(pair)}, which its affects ({declared}) excludes")
             elif verdict == GOOD and inside:

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -808,6 +809,63 @@ def test_the_probe_reports_an_entrys_signature_outside_its_declared_bounds(monke
     assert known_issues.by_id(entry).affects == {}
     inside = probe.run_case("prefix-acts", case, "disable")
     assert inside["known"] == entry and entry in inside["signatures"]
+
+
+def test_a_probe_batch_judges_each_job_alone_and_goes_on_after_one_that_cannot_run(monkeypatch, tmp_path):
+    """--batch (bisect --registry --sweep): each job as --entry alone would judge it, the registry
+    restored between jobs and after; a job that raises, or runs past --timeout-each, is `could not
+    run` and the next one runs."""
+    from matrix import probe
+    from prefixcheck import known_issues
+
+    entry = "peft-disable-adapter-prompt-learning-no-generation"
+    monkeypatch.setenv("PREFIXCHECK_REPORTS", str(tmp_path))
+    declared = known_issues.by_id(entry).affects
+    job = {
+        "entry": entry,
+        "property": "prefix-acts",
+        "claim": "disable",
+        "case": CASE.replace(task="SEQ_CLS").to_dict(),
+    }
+    jobs = [
+        job,
+        {**job, "property": "no-such-property"},
+        {**job, "entry": None, "property": "reload-equality", "claim": None},
+    ]
+    first, broken, plain = probe.run_batch(jobs, timeout_each=600)
+    assert first["verdict"] == "fail" and first["known"] == entry and entry in first["explained_here"]
+    assert first["claim"] == "prefix-acts:disable"
+    assert broken["verdict"] == "could not run" and "no-such-property" in broken["error"]
+    assert plain["verdict"] == "pass" and known_issues.by_id(entry).affects == declared
+    monkeypatch.setattr(probe, "run_case", lambda *args: time.sleep(30))  # a job that hangs
+    (slow,) = probe.run_batch([job], timeout_each=0.5)
+    assert slow == {"verdict": "could not run", "error": "no answer within 0.5 s", "seconds": slow["seconds"]}
+    assert slow["seconds"] < 10
+
+
+def test_the_batch_evaluator_runs_one_probe_per_release_for_every_job(tmp_path, monkeypatch):
+    """The real BatchEvaluator with build_env stood in: a release that cannot install gives every
+    job `could not run` with uv's reason; the other runs matrix.probe --batch in this Python."""
+    from matrix import cells as cells_mod
+    from matrix import envs
+
+    def build_env(cell, where, log):
+        if cell.transformers == "4.45.2":
+            subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('  × No solution found')"])
+            raise subprocess.CalledProcessError(1, ["uv", "pip", "install"])
+        return Path(sys.executable), 0.0
+
+    monkeypatch.setattr(envs, "build_env", build_env)
+    axis = {c.transformers: c for c in cells_mod.load().transformers_axis()}
+    work = tmp_path / "work"
+    work.mkdir()
+    run = bisect.BatchEvaluator(axis, tmp_path / "envs", work, timeout=300)
+    jobs = [{"entry": None, "property": "reload-equality", "claim": None, "case": CASE.to_dict()}] * 2
+    cannot = run("4.45.2", jobs)
+    assert [v.verdict for v in cannot] == [bisect.COULD_NOT_RUN] * 2 and "No solution found" in cannot[0].detail
+    here = run(sorted(axis)[-1], jobs + [{**jobs[0], "property": "no-such-property"}])
+    assert [v.verdict for v in here] == ["pass", "pass", bisect.COULD_NOT_RUN]
+    assert here[0].data["cell"] == axis[sorted(axis)[-1]].name and here[0].data["versions"]["peft"]
 
 
 def test_evaluator_runs_the_probe_in_an_environment_and_skips_what_cannot_install(releases, tmp_path, monkeypatch):

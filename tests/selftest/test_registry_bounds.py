@@ -168,12 +168,62 @@ def test_a_different_failure_never_counts_as_the_entrys_bad(tmp_path, summary):
     assert f"[{ENTRY}] transformers axis: no tested release could decide" in "\n".join(lines)
 
 
+def test_a_bad_release_that_another_declared_entry_explains_is_no_flag(tmp_path, summary):
+    """4.51.3, below ENTRY's declared transformers >=4.52, fails with ENTRY's signature. Where
+    the probe says another entry declared there explains it too (`explained_here`), it is
+    `another entry`, undecided, and no flag; without that, the same failure is bad and flagged
+    (the rule's absence: T5's and BART's generate entries read as bad on 5.24, where
+    tf-5.24-generate-ignores-prefix is the bug)."""
+
+    def evaluate(also):
+        def answer(plan, version):
+            if version != "4.51.3":
+                return fake(bad_from="4.52.4")(plan, version)
+            bad = _bad()
+            versions = {"peft": "0.21.2", "transformers": "4.51.3", "torch": "2.13.0+cpu"}
+            return Verdict("fail", bad.detail, {**bad.data, "versions": versions, "explained_here": [ENTRY, *also]})
+
+        return answer
+
+    rc, lines, measured = _run(tmp_path, summary, evaluate(["tf-other-entry"]), "--sweep")
+    facts = measured[ENTRY]["axes"]["transformers"]
+    assert rc == 0 and facts["tested"]["4.51.3"] == bounds.ANOTHER
+    assert facts["details"]["4.51.3"] == "explained here by tf-other-entry"
+    assert (facts["last_good"], facts["first_bad"]) == ("4.50.3", "4.52.4")
+    assert "declared bounds agree with every measurement made now" in lines
+    rc, lines, measured = _run(tmp_path, summary, evaluate([]), "--sweep")
+    assert measured[ENTRY]["axes"]["transformers"]["tested"]["4.51.3"] == "bad"
+    assert any(line.startswith(f"FLAG {ENTRY}: measured bad with peft 0.21.2, transformers 4.51.3") for line in lines)
+    # inside the declared range the entry's own failure stays its bad, whoever else explains it
+    entry = known_issues.by_id(ENTRY)
+    inside = {**_bad().data, "versions": {"peft": "0.21.2", "transformers": "5.0.0"}, "explained_here": [ENTRY, "x"]}
+    assert registry_bounds.entry_verdict(Verdict("fail", "", inside), entry).verdict == "fail"
+
+
+def test_a_sweep_tests_every_release_once_and_sees_a_bug_that_came_and_went(tmp_path, summary):
+    """Bad on 5.0.0-5.2.0 only, with the witness's release (5.23.0) and both ends good: a
+    bisection's ends agree and it never looks between them; --sweep tests every release."""
+    calls = []
+    came_and_went = fake(bad_from="5.0.0", fixed_in="5.3.0", calls=calls)
+    rc, _, measured = _run(tmp_path, summary, came_and_went)
+    assert rc == 0 and measured[ENTRY]["axes"]["transformers"]["first_bad"] is None
+    calls.clear()
+    rc, lines, measured = _run(tmp_path, summary, came_and_went, "--sweep")
+    facts = measured[ENTRY]["axes"]["transformers"]
+    assert rc == 0 and sorted(v for _, v in calls) == sorted(TF_AXIS) and list(facts["tested"]) == TF_AXIS
+    assert (facts["last_good"], facts["first_bad"]) == ("4.57.6", "5.0.0")
+    assert (facts["last_bad"], facts["first_fixed"]) == ("5.2.0", "5.3.0")
+    assert "[sweep] peft 0.21.2, transformers 5.1.0: 1 bad [" in "\n".join(lines)
+    assert any(line.startswith(f"FLAG {ENTRY}: measured good with peft 0.21.2, transformers 5.3.0") for line in lines)
+
+
 def test_the_probes_fail_is_the_entrys_only_with_its_signature():
-    bad = registry_bounds.entry_verdict(_bad(), ENTRY)
-    other = registry_bounds.entry_verdict(_bad(signatures=("x",)), ENTRY)
+    entry = known_issues.by_id(ENTRY)
+    bad = registry_bounds.entry_verdict(_bad(), entry)
+    other = registry_bounds.entry_verdict(_bad(signatures=("x",)), entry)
     assert (bad.verdict, other.verdict) == ("fail", "other failure") and not other.decisive
-    assert registry_bounds.entry_verdict(Verdict("unsupported", "no such head"), ENTRY).verdict == "unsupported"
-    assert registry_bounds.entry_verdict(Verdict("weird"), ENTRY).verdict == bisect.COULD_NOT_RUN
+    assert registry_bounds.entry_verdict(Verdict("unsupported", "no such head"), entry).verdict == "unsupported"
+    assert registry_bounds.entry_verdict(Verdict("weird"), entry).verdict == bisect.COULD_NOT_RUN
 
 
 def test_a_range_keeps_the_search_inside_it(tmp_path, summary):
