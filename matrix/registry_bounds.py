@@ -3,6 +3,7 @@
     python -m matrix bisect --registry [ID ...] --summary S.json [--summary S2.json] [--axis peft|transformers|both]
                             [--peft A..B] [--transformers A..B] [--envs DIR] [-j N] [--out docs/upstream]
     python -m matrix bisect --registry [ID ...] --sweep --summary S.json ... [-j N]
+    python -m matrix bisect --registry ID --case CASE.json --property NAME --claim POINT [--sweep]
     python -m matrix bisect --registry --reports-only [--summary S.json ...]
 
 Each entry is measured on its *witness*: one example of a run that hit it (summary.json's
@@ -19,7 +20,9 @@ checked. Anything else (another failure, inconclusive, blocked, unsupported, cou
 recorded and skipped, as bisect skips it.
 
 The search per axis starts at the *anchor*: the axis version nearest the witness's own (the
-summary's peft or transformers). Where the anchor is bad, it searches the releases below it for
+summary's peft or transformers). `--case` (a case JSON or a reproduction script) with `--property`
+and `--claim` gives one entry its witness by hand, e.g. an entry found in an every-family run whose
+summary is gone; with no summary version to anchor on, a bisection searches each axis from its ends. Where the anchor is bad, it searches the releases below it for
 the first bad one and those above for the first fixed one (matrix.bisect.search on each side),
 so a bug that came and went inside the axis is found both ways; elsewhere it searches the whole
 axis from both ends. Environments are bisect's own (matrix.bisect.Evaluator, one per cell, kept
@@ -154,6 +157,36 @@ def witnesses(paths: list[str]) -> dict[str, dict]:
             "were recorded, or no example hit an entry): run the property suite again"
         )
     return found
+
+
+def given_witness(args) -> dict:
+    """The witness --case/--property/--claim give (a case JSON or a reproduction script): for an
+    entry no summary witnesses, e.g. one found in an every-family run whose summary is gone. Its
+    verdict on each release is judged as any witness's is; nothing assumes it hits the entry."""
+    from prefixcheck import architectures
+    from prefixcheck.case import Case
+
+    from .bisect import _check_property, read_case
+
+    source = read_case(args.case)
+    prop = args.property or source.prop
+    claim = args.claim or (source.point if source.prop == prop else None)
+    if not claim:
+        raise BisectError("--registry with --case needs --claim: the step or claim the entry fails at")
+    _check_property(prop, claim, source.case)
+    case = Case.from_dict(source.case)
+    try:
+        curated = architectures.get(case.model.arch).curated
+    except KeyError:  # a family this transformers does not have: discovered where it exists
+        curated = False
+    return {
+        "property": prop,
+        "point": claim,
+        "case": case.to_dict(),
+        "case_key": case.key,
+        "families": "curated" if curated else "discovered",
+        "summary_versions": {},
+    }
 
 
 # -- one entry on one axis -------------------------------------------------------------------------
@@ -297,9 +330,18 @@ def _registry(args, evaluate, out, today: str) -> int:
                 f"--registry {issue_id}: no such registry entry (prefixcheck/known_issues.toml)"
             ) from None
     summaries = list(args.summary or ())
-    if not summaries and not args.reports_only:
-        raise BisectError("--registry needs --summary S.json: a run summary whose known_hits hold witnesses")
-    found = witnesses(summaries)
+    if args.case and not args.reports_only:
+        if len(ids) != 1:
+            raise BisectError("--registry with --case measures one entry: name exactly one ID")
+        found = witnesses(summaries) if summaries else {}
+        found[ids[0]] = given_witness(args)
+    else:
+        if not summaries and not args.reports_only:
+            raise BisectError(
+                "--registry needs --summary S.json (a run summary whose known_hits hold witnesses) "
+                "or, for one entry, --case with --property and --claim"
+            )
+        found = witnesses(summaries)
     if not args.reports_only:
         targets = ids or sorted(found)
         missing = [i for i in targets if i not in found]

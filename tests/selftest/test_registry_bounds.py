@@ -217,6 +217,34 @@ def test_a_sweep_tests_every_release_once_and_sees_a_bug_that_came_and_went(tmp_
     assert any(line.startswith(f"FLAG {ENTRY}: measured good with peft 0.21.2, transformers 5.3.0") for line in lines)
 
 
+def test_a_case_given_by_hand_is_the_witness_of_one_entry(tmp_path, capsys):
+    """--case/--property/--claim stand in for a summary's witness (an entry found in a run whose
+    summary is gone); with no version to anchor on, the bisection searches from the axis ends."""
+    case_file = tmp_path / "case.json"
+    case_file.write_text(CASE.to_json())
+    lines, measured = [], tmp_path / "measured.json"
+    common = ["--measured", str(measured), "--out", str(tmp_path / "up"), "--axis", "transformers", "-j", "1"]
+    given = ["--case", str(case_file), "--property", "prefix-acts"]
+    rc = bisect.bisect_command(
+        _args("--registry", ENTRY, *given, "--claim", "disable", *common),
+        evaluate=fake(bad_from="4.52.4"),
+        out=lines.append,
+    )
+    record = bounds.load(measured)[ENTRY]
+    assert rc == 0 and record["axes"]["transformers"]["first_bad"] == "4.52.4"
+    assert record["witness"] == {**WITNESS, "summary_versions": {}}
+    for argv, expected in (
+        (["--registry", ENTRY, "t5-inner-dim-prefix-width", *given, "--claim", "disable"], "name exactly one ID"),
+        (["--registry", ENTRY, *given], "needs --claim"),
+        (["--registry", ENTRY, *given, "--claim", "nope"], "--claim 'nope': not a step or claim of prefix-acts"),
+    ):
+        rc = bisect.bisect_command(
+            _args(*argv, *common), evaluate=lambda plan, version: pytest.fail("evaluated"), out=lines.append
+        )
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and expected in err[0], (argv, err)
+
+
 def test_the_probes_fail_is_the_entrys_only_with_its_signature():
     entry = known_issues.by_id(ENTRY)
     bad = registry_bounds.entry_verdict(_bad(), entry)
