@@ -124,7 +124,7 @@ def tiny_kwargs(model_type: str, layout: AttentionLayout, num_layers: int, vocab
             kw[name] = value
     # LayerDrop skips whole layers at random in training (M2M100, NLLB, ...): with one layer the
     # prefix can drop out of the loss altogether, so a training step would depend on chance
-    kw.update({name: 0.0 for name in names if name.endswith("layerdrop")})
+    kw.update({name: 0.0 for name in sorted(names) if name.endswith("layerdrop")})
     kw.update(pad_token_id=PAD, bos_token_id=BOS_EOS, eos_token_id=BOS_EOS)
     if "decoder_start_token_id" in names:
         kw["decoder_start_token_id"] = PAD
