@@ -273,6 +273,11 @@ def continuation(m, inputs, new):
 """
 
 GENERATE_PATHS = {
+    # the step itself: greedy generate() on the reloaded model, as the suite's first call; the
+    # step fails by raising, and so does the script
+    "generate": """\
+out = generate(reloaded)
+""",
     "every-step-matches-forward": """\
 out = generate(reloaded)
 steps = [s.float().cpu() for s in out.logits]

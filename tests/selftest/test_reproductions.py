@@ -108,3 +108,21 @@ def test_the_first_step_script_compares_the_unpadded_rows_as_the_suite_does(tmp_
     script = repro.write("generate-first-step", case, tmp_path / "first.py", point="matches-forward")
     clean = _run(script, tmp_path)
     assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+
+
+def test_the_generate_step_script_raises_where_the_suites_generate_step_does(tmp_path):
+    """generate-paths' `generate` step has its own script: greedy generate() on the reloaded
+    model, as the suite's step calls it. It used to fall back to the round trip, which never calls
+    generate(), so the reports of Gemma's hybrid-cache and OpenLlama's missing generate() printed OK
+    on the very releases where the suite fails."""
+    script = repro.write("generate-paths", BASE, tmp_path / "gen.py", point="generate")
+    clean = _run(script, tmp_path)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import peft\n\n\ndef broken(self, *args, **kwargs):\n    raise RuntimeError('generate() is broken here')\n\n\n"
+        "peft.PeftModelForCausalLM.generate = broken\n"
+    )
+    broken = _run(script, tmp_path, extra_path=hook)
+    assert broken.returncode == 1 and "generate() is broken here" in broken.stderr, broken.stdout + broken.stderr
