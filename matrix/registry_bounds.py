@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -372,11 +373,72 @@ def _registry(args, evaluate, out, today: str) -> int:
         if not flagged:
             out("declared bounds agree with every measurement made now")
     try:
-        written = upstream.write_all(known_issues.REGISTRY, measured, found, folder)
+        envs = Path(args.envs) if args.envs else DEFAULT_ENVS
+        scripts = None if evaluate is not None else scripts_anywhere(envs, out)
+        written = upstream.write_all(known_issues.REGISTRY, measured, found, folder, scripts)
     except OSError as exc:
         raise BisectError(f"cannot write the upstream reports under {folder}: {exc.strerror or exc}") from None
     out(f"reports: {folder} ({len(written)} entries, {folder / 'README.md'})")
     return 0
+
+
+def script_cell(witness: dict, record: dict | None, cells):
+    """A released cell whose environment has the witness's family: the pair of a release where
+    the entry was measured bad (first bad of each axis, then any bad), else the pair the witness
+    was seen with; None where cells.toml has no such pair."""
+    pairs = []
+    for facts in (record or {}).get("axes", {}).values():
+        bad = [v for v, verdict in facts["tested"].items() if verdict == "bad"]
+        first = [facts["first_bad"]] if facts.get("first_bad") else []
+        pairs += [facts["versions"][v] for v in first + bad if v in facts.get("versions", {})]
+    seen = witness.get("summary_versions") or {}
+    if seen.get("peft") and seen.get("transformers"):
+        pairs.append(seen)
+    usable = [c for c in cells if c.device == "cpu" and not c.unavailable and not c.needs and c.peft[:1].isdigit()]
+    for pair in pairs:
+        for cell in usable:
+            if (cell.peft, cell.transformers) == (pair.get("peft"), pair.get("transformers")):
+                return cell
+    return None
+
+
+def scripts_anywhere(envs: Path, out) -> Callable[[dict, dict | None], tuple[str | None, str]]:
+    """script(witness, record) for upstream.write_all: the reproduction written here, or, where
+    this install cannot (a family it lacks), in the environment of script_cell's release (built
+    as `matrix run` builds it, kept in `envs`)."""
+    from . import upstream
+    from .cells import CellError
+    from .cells import load as load_cells
+    from .envs import build_env
+
+    try:
+        cells = list(load_cells())
+    except CellError:
+        cells = []
+
+    def script(witness: dict, record: dict | None) -> tuple[str | None, str]:
+        text, why = upstream.reproduction(witness)
+        if text is not None:
+            return text, ""
+        cell = script_cell(witness, record, cells)
+        if cell is None:
+            return None, why
+        envs.mkdir(parents=True, exist_ok=True)
+        log = envs / f"{cell.name}-upstream-build.log"
+        try:
+            from .bisect import _stderr_to
+
+            with _stderr_to(log):
+                python, _ = build_env(cell, envs.resolve(), lambda message: None)
+        except (subprocess.CalledProcessError, OSError) as exc:
+            return None, f"{why}; no environment for {cell.name} either ({exc})"
+        text, there = upstream.reproduction_in(python, witness)
+        if text is None:
+            return None, f"{why}; in {cell.name} neither: {there}"
+        out(f"reports: the script of case {witness['case_key']} was written in {cell.name}")
+        return text, ""
+
+    return script
 
 
 def _plan(issue, witness: dict, axis: Axis) -> Plan:

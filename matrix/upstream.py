@@ -7,11 +7,21 @@ good one and the compare link, or a line saying how to measure them), the standa
 script of the entry's witness (prefixcheck.repro on the case that hit it), observed vs expected,
 and the registry entry itself. `write_all` writes them all (matrix/registry_bounds.py calls it
 after measuring, and for `--reports-only`); a report whose entry is gone is removed.
+
+A witness whose family this install lacks (Moshi, Fuyu, ERNIE-M... on today's transformers) gets
+its script from the environment of a release that has it (matrix/registry_bounds.py chooses one
+where the entry was measured bad), through this module's command there:
+
+    python -m matrix.upstream --witness WITNESS.json --out SCRIPT.py
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 from .bisect import REPOS, _claim_statement
@@ -36,6 +46,42 @@ def reproduction(witness: dict) -> tuple[str | None, str]:
         return repro.script(witness["property"], case, point=witness["point"], **context), ""
     except Exception as exc:  # noqa: BLE001 (a family this install lacks, a case it cannot build)
         return None, f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}"
+
+
+def reproduction_in(python: Path, witness: dict, timeout: float = 600) -> tuple[str | None, str]:
+    """reproduction(), run by another environment's Python (`python -m matrix.upstream`)."""
+    from .envs import ROOT, cell_environ
+
+    with tempfile.TemporaryDirectory(prefix="matrix-upstream-") as folder:
+        given, out = Path(folder) / "witness.json", Path(folder) / "repro.py"
+        given.write_text(json.dumps(witness, sort_keys=True))
+        cmd = [str(python), "-m", "matrix.upstream", "--witness", str(given), "--out", str(out)]
+        try:
+            done = subprocess.run(cmd, cwd=ROOT, env=cell_environ(), capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None, f"no script within {timeout:.0f} s"
+        if done.returncode == 0 and out.is_file():
+            return out.read_text(), ""
+        said = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
+        return None, (said or [f"exit {done.returncode}"])[-1][:300]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m matrix.upstream", description="write one witness's script")
+    parser.add_argument("--witness", required=True, help="a witness JSON: property, point, case")
+    parser.add_argument("--out", required=True, help="where to write the reproduction script")
+    args = parser.parse_args(argv)
+    try:
+        witness = json.loads(Path(args.witness).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"error: --witness {args.witness}: {exc}", file=sys.stderr)
+        return 2
+    text, why = reproduction(witness)
+    if text is None:
+        print(f"error: {why}", file=sys.stderr)
+        return 1
+    Path(args.out).write_text(text)
+    return 0
 
 
 def _compare(axis: str, facts: dict, older: str, newer: str) -> str:
@@ -217,10 +263,11 @@ def _first_bad(record: dict | None) -> str:
 def write_all(registry, measured: dict[str, dict], witnesses: dict[str, dict], folder: Path, script=None) -> list[str]:
     """Write docs/upstream/<id>.md for every found_by_suite entry and README.md; remove reports
     this command wrote for entries that are gone. The witness of a report is the measured one
-    (what was bisected), else the summaries'. `script(witness)`: (text or None, why) (tests)."""
+    (what was bisected), else the summaries'. `script(witness, record)`: (text or None, why);
+    default reproduction() here."""
     from prefixcheck import bounds
 
-    script = script or reproduction
+    script = script or (lambda witness, record: reproduction(witness))
     folder.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for issue in registry:
@@ -228,7 +275,7 @@ def write_all(registry, measured: dict[str, dict], witnesses: dict[str, dict], f
             continue
         record = measured.get(issue.id)
         witness = record["witness"] if record and "case" in record["witness"] else witnesses.get(issue.id)
-        text, why = script(witness) if witness else (None, "")
+        text, why = script(witness, record) if witness else (None, "")
         (folder / f"{issue.id}.md").write_text(report(issue, record, witness, text, why))
         written.append(issue.id)
         flagged = bool(record and bounds.disagreements(issue, record))
@@ -245,3 +292,7 @@ def write_all(registry, measured: dict[str, dict], witnesses: dict[str, dict], f
             old.unlink()
     (folder / "README.md").write_text(index(rows))
     return written
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -473,3 +473,41 @@ def test_the_committed_reports_cover_every_entry_found_here():
     assert sorted(p.stem for p in folder.glob("*.md") if p.name != "README.md") == found
     index = (folder / "README.md").read_text()
     assert all(f"| [`{i}`]({i}.md) |" in index for i in found)
+
+
+def test_a_witness_this_install_cannot_script_is_scripted_where_it_was_measured_bad(tmp_path, monkeypatch):
+    """Moshi, Fuyu, ERNIE-M... exist only in older transformers: their reports' scripts come from
+    the environment of a release measured bad (matrix.upstream run there), not from nowhere."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from matrix import envs
+
+    cells = list(load_cells())
+    record = _record({"5.22.2": "good", "5.23.0": "bad"})
+    record["axes"]["transformers"]["first_bad"] = "5.23.0"
+    assert registry_bounds.script_cell(WITNESS, record, cells).name == load_cells().known_good().name
+    seen = {**WITNESS, "summary_versions": {"peft": "0.17.1", "transformers": "4.55.3"}}
+    assert registry_bounds.script_cell(seen, None, cells).name == "peft-0.17.1"  # where it was seen
+    assert registry_bounds.script_cell(WITNESS, None, cells) is None
+
+    built = []
+
+    def build_env(cell, where, log):
+        built.append(cell.name)
+        if cell.name == "peft-0.17.1":  # uv says no
+            subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('  × No solution found')"])
+            raise subprocess.CalledProcessError(1, ["uv"])
+        return Path(sys.executable), 0.0
+
+    monkeypatch.setattr(envs, "build_env", build_env)
+    monkeypatch.setattr(upstream, "reproduction", lambda witness: (None, "KeyError: unknown architecture 'llama'"))
+    lines = []
+    script = registry_bounds.scripts_anywhere(tmp_path / "envs", lines.append)
+    text, why = script(WITNESS, record)  # in a fresh process: there the family exists
+    assert why == "" and "Reproduction: prefix tuning, property 'prefix-acts:disable'" in text, why
+    assert built == [load_cells().known_good().name] and "was written in" in lines[-1]
+    text, why = script(seen, None)
+    assert text is None and "unknown architecture 'llama'; no environment for peft-0.17.1" in why
+    assert script(WITNESS, None) == (None, "KeyError: unknown architecture 'llama'")
