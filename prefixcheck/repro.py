@@ -86,8 +86,7 @@ def close(a, b, atol, rtol):
 
 torch.manual_seed(SEED + 1)
 model = get_peft_model(build(), PrefixTuningConfig(**PREFIX), adapter_name=ADAPTER)
-train(model)
-workdir = tempfile.mkdtemp()
+{pretrain}workdir = tempfile.mkdtemp()
 adapter_dir = workdir if ADAPTER == "default" else workdir + "/" + ADAPTER
 '''
 
@@ -185,6 +184,14 @@ if torch.equal(first, other):
 """
 CHECKS.update(
     {
+        "prefix-acts:disable-restores-base": ROUNDTRIP
+        + """\
+with reloaded.disable_adapter():
+    without = logits(reloaded)
+plain = logits(build())
+if not torch.equal(without, plain):
+    fail(f"with the adapter disabled the outputs differ from a fresh base model: max |diff| {{(without - plain).abs().max().item():.3e}}")
+""",
         "generate-first-step:uses-prefix": USES_PREFIX,
         "generate-roundtrip:uses-prefix": USES_PREFIX,
         "saved-shapes:table-equals-live": ROUNDTRIP
@@ -245,7 +252,6 @@ def _trainer_recipe(prop: str, case: Case, batch: dict) -> tuple[dict, int]:
 def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str = "") -> str:
     """The standalone reproduction script text for `prop` on `case`, checking the claim or step
     `point` where it has its own check (`second`: the other adapter of a multi-adapter case)."""
-    from . import trainer  # imports torch/transformers; keep this module light until a script is made
     from .compare import BATCH_SHAPE, CAST_BASE_SHARE, DTYPE_CAST, GENERATE
     from .engine import make_batch, model_config
 
@@ -283,8 +289,9 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
         seq2seq=case.task == "SEQ_2_SEQ_LM",
         decoder_start=model_config(case).decoder_start_token_id if case.task == "SEQ_2_SEQ_LM" else 0,
         batch_size=case.recipe.batch_size,
-        eval_strategy=trainer._EVAL_STRATEGY,
-        cpu_flag=trainer._CPU_FLAG,
+        # the Trainer properties train through Trainer only (the suite's steps: build, trainer-train):
+        # a plain training loop first could fail another way and hide their failure
+        pretrain="" if prop.startswith("trainer-") else "train(model)\n",
         trainer_steps=trainer_steps,
         eval_batch=eval_batch,
         dtype_atol=tolerance(DTYPE_CAST, "bfloat16", case.device).atol,

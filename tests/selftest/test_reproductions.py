@@ -126,3 +126,38 @@ def test_the_generate_step_script_raises_where_the_suites_generate_step_does(tmp
     )
     broken = _run(script, tmp_path, extra_path=hook)
     assert broken.returncode == 1 and "generate() is broken here" in broken.stderr, broken.stdout + broken.stderr
+
+
+def test_the_disable_script_compares_with_a_fresh_base_model(tmp_path):
+    """prefix-acts:disable-restores-base has its own script (the adapter disabled vs a fresh base,
+    bitwise); it used to check only that the prefix acts, so PEFT 0.17's trained head surviving
+    disable_adapter() printed OK."""
+    script = repro.write("prefix-acts", BASE, tmp_path / "disable.py", point="disable-restores-base")
+    clean = _run(script, tmp_path)
+    assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
+    broken = _run_with_fault(script, tmp_path, "disable_adapter_does_nothing(faults.Patcher())")
+    assert broken.returncode == 1 and "differ from a fresh base model" in broken.stdout, broken.stdout + broken.stderr
+
+
+def test_the_dtype_script_runs_clean_through_bf16_and_back(tmp_path):
+    """dtype-roundtrip's script also checks back-to-fp32 (the adapter resaved from a bf16 base,
+    loaded on fp32: bitwise); PEFT 0.12-0.14, which did not track a prompt-learning classification
+    head, fail it (measured: 6.3e-4 on GPT-2 TOKEN_CLS, 0.15.2 passes)."""
+    script = repro.write("dtype-roundtrip", BASE, tmp_path / "dtype.py")
+    assert "fp32 -> bf16 -> fp32 changes the outputs" in script.read_text()
+    clean = _run(script, tmp_path)
+    assert clean.returncode == 0 and ("OK" in clean.stdout or "INCONCLUSIVE" in clean.stdout), (
+        clean.stdout + clean.stderr
+    )
+
+
+@pytest.mark.parametrize("prop", [p for p in PROPERTIES if p.startswith("trainer-")])
+def test_trainer_scripts_train_through_trainer_only_and_name_its_arguments_where_they_run(prop):
+    """A Trainer script must fail where the suite's Trainer steps fail: no plain training loop
+    first (on transformers 4.40 it hit the encoder-decoder classification bug before the T5
+    TOKEN_CLS Trainer one), and TrainingArguments' names read from the transformers that runs it
+    (a script written on 5.x passed eval_strategy= to 4.40)."""
+    text = repro.script(prop, BASE)
+    assert "\ntrain(model)\n" not in text and "\ntrain(model)\n" in repro.script("reload-equality", BASE)
+    assert "eval_strategy=" not in text and "evaluation_strategy=" not in text
+    assert "**{EVAL_STRATEGY: " in text
