@@ -373,8 +373,15 @@ def _registry(args, evaluate, out, today: str) -> int:
         if not flagged:
             out("declared bounds agree with every measurement made now")
     try:
-        envs = Path(args.envs) if args.envs else DEFAULT_ENVS
-        scripts = None if evaluate is not None else scripts_anywhere(envs, out)
+        scripts = None
+        if evaluate is None:
+            envs = Path(args.envs) if args.envs else DEFAULT_ENVS
+            jobs = []
+            for issue in known_issues.REGISTRY:
+                witness = upstream.report_witness(issue, measured.get(issue.id), found)
+                if issue.found_by_suite and witness:
+                    jobs.append((witness, measured.get(issue.id)))
+            scripts = prepared_scripts(scripts_anywhere(envs, out), jobs, args.jobs)
         written = upstream.write_all(known_issues.REGISTRY, measured, found, folder, scripts)
     except OSError as exc:
         raise BisectError(f"cannot write the upstream reports under {folder}: {exc.strerror or exc}") from None
@@ -403,10 +410,14 @@ def script_cell(witness: dict, record: dict | None, cells):
 
 
 def scripts_anywhere(envs: Path, out) -> Callable[[dict, dict | None], tuple[str | None, str]]:
-    """script(witness, record) for upstream.write_all: the reproduction written here, or, where
-    this install cannot (a family it lacks), in the environment of script_cell's release (built
-    as `matrix run` builds it, kept in `envs`)."""
+    """script(witness, record) for upstream.write_all: written in the environment of script_cell's
+    release (a release measured bad; built as `matrix run` builds it, kept in `envs`), so the
+    script's config and TrainingArguments are those of the release the report names; here where
+    no such release is known or that fails."""
+    import threading
+
     from . import upstream
+    from .bisect import _stderr_to
     from .cells import CellError
     from .cells import load as load_cells
     from .envs import build_env
@@ -415,30 +426,43 @@ def scripts_anywhere(envs: Path, out) -> Callable[[dict, dict | None], tuple[str
         cells = list(load_cells())
     except CellError:
         cells = []
+    building = threading.Lock()  # one build at a time: it redirects fd 2, process-wide
 
     def script(witness: dict, record: dict | None) -> tuple[str | None, str]:
+        cell = script_cell(witness, record, cells)
+        there = ""
+        if cell is not None:
+            envs.mkdir(parents=True, exist_ok=True)
+            try:
+                with building, _stderr_to(envs / f"{cell.name}-upstream-build.log"):
+                    python, _ = build_env(cell, envs.resolve(), lambda message: None)
+            except (subprocess.CalledProcessError, OSError) as exc:
+                there = f"no environment for {cell.name} ({exc})"
+            else:
+                text, why = upstream.reproduction_in(python, witness)
+                if text is not None:
+                    out(f"reports: the script of case {witness['case_key']} was written in {cell.name}")
+                    return text, ""
+                there = f"in {cell.name}: {why}"
         text, why = upstream.reproduction(witness)
         if text is not None:
             return text, ""
-        cell = script_cell(witness, record, cells)
-        if cell is None:
-            return None, why
-        envs.mkdir(parents=True, exist_ok=True)
-        log = envs / f"{cell.name}-upstream-build.log"
-        try:
-            from .bisect import _stderr_to
-
-            with _stderr_to(log):
-                python, _ = build_env(cell, envs.resolve(), lambda message: None)
-        except (subprocess.CalledProcessError, OSError) as exc:
-            return None, f"{why}; no environment for {cell.name} either ({exc})"
-        text, there = upstream.reproduction_in(python, witness)
-        if text is None:
-            return None, f"{why}; in {cell.name} neither: {there}"
-        out(f"reports: the script of case {witness['case_key']} was written in {cell.name}")
-        return text, ""
+        return None, f"{why}; {there}" if there else why
 
     return script
+
+
+def prepared_scripts(script, jobs: list[tuple[dict, dict | None]], workers: int):
+    """script() run for every (witness, record) at once (`workers` at a time: each is a process in
+    another environment), then looked up by witness; anything not prepared is run when asked."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def key(witness: dict) -> tuple:
+        return (witness["property"], witness["point"], witness["case_key"])
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        done = dict(zip([key(w) for w, _ in jobs], pool.map(lambda job: script(*job), jobs), strict=True))
+    return lambda witness, record: done.get(key(witness)) or script(witness, record)
 
 
 def _plan(issue, witness: dict, axis: Axis) -> Plan:

@@ -260,6 +260,11 @@ def _first_bad(record: dict | None) -> str:
     return "; ".join(parts) or "-"
 
 
+def report_witness(issue, record: dict | None, witnesses: dict[str, dict]) -> dict | None:
+    """The witness a report shows: the measured one (what was bisected), else the summaries'."""
+    return record["witness"] if record and "case" in record["witness"] else witnesses.get(issue.id)
+
+
 def write_all(registry, measured: dict[str, dict], witnesses: dict[str, dict], folder: Path, script=None) -> list[str]:
     """Write docs/upstream/<id>.md for every found_by_suite entry and README.md; remove reports
     this command wrote for entries that are gone. The witness of a report is the measured one
@@ -274,7 +279,7 @@ def write_all(registry, measured: dict[str, dict], witnesses: dict[str, dict], f
         if not issue.found_by_suite:
             continue
         record = measured.get(issue.id)
-        witness = record["witness"] if record and "case" in record["witness"] else witnesses.get(issue.id)
+        witness = report_witness(issue, record, witnesses)
         text, why = script(witness, record) if witness else (None, "")
         (folder / f"{issue.id}.md").write_text(report(issue, record, witness, text, why))
         written.append(issue.id)
