@@ -98,17 +98,22 @@ _PRISTINE_SIZE = 4
 
 def pristine_base(case: Case, dtype: str | None = None, device: str | None = None) -> torch.nn.Module:
     """The case's base model itself, shared (cached on CPU): for forward passes in eval mode only,
-    which change nothing. Anything that wraps, trains or generates takes `build_base` (a copy)."""
+    which change nothing. Anything that wraps, trains or generates takes `build_base` (a copy).
+
+    Its weights are frozen, as PEFT freezes the base it wraps: torch's matmul picks another
+    folding when a weight requires grad, even under no_grad, so LongT5 with live gradients
+    computes 3.6e-7 away from the same weights frozen (transformers 5.23, torch 2.13), and a
+    reference with gradients is not the computation a disabled adapter runs."""
     dtype, device = dtype or case.dtype, device or case.device
     if device != "cpu":
-        return _fresh_base(case, dtype, device)
+        return _fresh_base(case, dtype, device).requires_grad_(False)
     key = (case.model, case.task, case.seed, dtype)
     if key in _PRISTINE:
         _PRISTINE.move_to_end(key)
         model, rng = _PRISTINE[key]
         torch.set_rng_state(rng)
         return model
-    model = _fresh_base(case, dtype, device)
+    model = _fresh_base(case, dtype, device).requires_grad_(False)
     _PRISTINE[key] = (model, torch.get_rng_state())
     while len(_PRISTINE) > _PRISTINE_SIZE:
         _PRISTINE.popitem(last=False)
@@ -119,7 +124,8 @@ def build_base(case: Case, dtype: str | None = None, device: str | None = None) 
     """The base model with random weights, identical for equal cases (seeded), in eval mode: a
     model of its own, free to wrap, train or change."""
     model = pristine_base(case, dtype, device)
-    return model if (device or case.device) != "cpu" else copy.deepcopy(model)
+    model = model if (device or case.device) != "cpu" else copy.deepcopy(model)
+    return model.requires_grad_(True)  # as from_config builds it: whatever wraps it decides what trains
 
 
 def prefix_config(case: Case, **overrides) -> PrefixTuningConfig:

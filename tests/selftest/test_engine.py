@@ -38,7 +38,9 @@ def test_a_cached_base_is_a_fresh_build_and_a_model_of_its_own(case):
     first = next(iter(a))
     assert torch.equal(again[first], a[first])
     batch = engine.make_batch(case)
-    assert _outcome(engine.pristine_base(case), batch) == _outcome(fresh, batch)
+    assert _outcome(engine.build_base(case), batch) == _outcome(fresh, batch)
+    # the shared reference is the same weights frozen (as PEFT freezes its base), and computes so
+    assert _outcome(engine.pristine_base(case), batch) == _outcome(fresh.requires_grad_(False), batch)
 
 
 def _outcome(model, batch):
@@ -80,3 +82,27 @@ def test_logits_hands_each_call_its_own_position_ids():
     batch = {"input_ids": torch.zeros(2, 4, dtype=torch.long), "position_ids": positions}
     first, second = engine.logits(ShiftsInPlace(), batch), engine.logits(ShiftsInPlace(), batch)
     assert torch.equal(first, second) and torch.equal(positions, torch.arange(4).repeat(2, 1))
+
+
+# found by dev seed 19770 on known-good: prefix-acts:disable-restores-base failed for LongT5 by 3.6e-7
+LONGT5 = (
+    '{"device": "cpu", "dtype": "float32", "model": {"arch": "longt5", "attn_implementation": "eager", "layout": '
+    '{"head_dim": 4, "hidden_size": 8, "num_heads": 2, "num_kv_heads": 2}, "num_layers": 1, "vocab_size": 64}, '
+    '"prefix": {"adapter_name": "default", "encoder_hidden_size": null, "init_weights": null, "num_virtual_tokens": '
+    '1, "prefix_projection": false}, "recipe": {"batch_size": 1, "learning_rate": 0.01, "num_padded": 0, '
+    '"padding_side": "left", "seq_len": 3, "steps": 1}, "seed": 0, "task": "SEQ_2_SEQ_LM"}'
+)
+
+
+def test_the_base_reference_is_frozen_as_peft_freezes_the_base_it_wraps():
+    """torch's matmul folds another way when a weight requires grad, even under no_grad: LongT5 with
+    live gradients computed 3.6e-7 away from the same weights frozen, so a disabled adapter (PEFT's
+    frozen base) differed from the reference, bitwise. The reference is frozen; a base of one's own
+    (build_base) is as from_config makes it, every weight trainable."""
+    from matrix import probe
+    from prefixcheck.case import Case
+
+    case = Case.from_json(LONGT5)
+    assert not any(p.requires_grad for p in engine.pristine_base(case).parameters())
+    assert all(p.requires_grad for p in engine.build_base(case).parameters())
+    assert probe.run_case("prefix-acts", case, "disable-restores-base")["verdict"] == "pass"
