@@ -590,6 +590,25 @@ def _reason(text: str) -> str:
     return ((because or lines or ["failed without output"])[-1 if not because else 0])[:300]
 
 
+class NoEnvironment(Exception):
+    """build_quietly could not build the environment; the message is uv's reason, one line."""
+
+
+_BUILDING = threading.Lock()  # one build at a time in this process: _stderr_to redirects fd 2 process-wide
+
+
+def build_quietly(cell, envs: Path, uv_log: Path, log=None) -> tuple[Path, float]:
+    """matrix.envs.build_env with uv's output in `uv_log`: (python, seconds), or NoEnvironment
+    with the one line that says why (every bisect mode and the upstream scripts build this way)."""
+    from .envs import build_env
+
+    try:
+        with _BUILDING, _stderr_to(uv_log):
+            return build_env(cell, envs, log or (lambda message: None))
+    except (subprocess.CalledProcessError, OSError) as exc:
+        raise NoEnvironment(_reason(uv_log.read_text(errors="replace")) if uv_log.exists() else str(exc)) from None
+
+
 def describe(data: dict) -> str:
     """The short detail of a probe result: where, how, which registry entry."""
     parts = []
@@ -613,13 +632,10 @@ class Evaluator:
         self.plan, self.envs, self.work, self.timeout = plan, envs, work, timeout
         self.log = log or (lambda message: None)
         self.pythons: dict[str, Path] = {}
-        self._building = threading.Lock()  # one build at a time: it redirects fd 2, process-wide
         self.case_file = work / "case.json"
         self.case_file.write_text(json.dumps(plan.case, sort_keys=True))
 
     def __call__(self, version: str) -> Verdict:
-        from .envs import build_env
-
         start = time.perf_counter()
         slug = re.sub(r"[^\w.-]", "_", self.plan.short(version))
         try:
@@ -628,13 +644,10 @@ class Evaluator:
             return Verdict(
                 COULD_NOT_RUN, f"no environment: {str(exc).splitlines()[0][:200]}", seconds=time.perf_counter() - start
             )
-        uv_log = self.work / f"{slug}-build.log"
         try:
-            with self._building, _stderr_to(uv_log):
-                python, env_s = build_env(cell, self.envs, self.log)
-        except (subprocess.CalledProcessError, OSError) as exc:
-            reason = _reason(uv_log.read_text(errors="replace")) if uv_log.exists() else str(exc)
-            return Verdict(COULD_NOT_RUN, f"environment: {reason}", seconds=time.perf_counter() - start)
+            python, env_s = build_quietly(cell, self.envs, self.work / f"{slug}-build.log", self.log)
+        except NoEnvironment as exc:
+            return Verdict(COULD_NOT_RUN, f"environment: {exc}", seconds=time.perf_counter() - start)
         self.pythons[version] = python
         result, script = self.work / f"{slug}.json", self.work / f"{slug}-repro.py"
         cmd = [str(python), "-m", "matrix.probe", "--property", self.plan.prop, "--out", str(result)]
@@ -705,11 +718,8 @@ class BatchEvaluator:
     def __init__(self, cells: dict, envs: Path, work: Path, timeout: float = 900, log=None) -> None:
         self.cells, self.envs, self.work, self.timeout = cells, envs, work, timeout
         self.log = log or (lambda message: None)
-        self._building = threading.Lock()
 
     def __call__(self, version: str, jobs: list[dict]) -> list[Verdict]:
-        from .envs import build_env
-
         start = time.perf_counter()
         cell = self.cells[version]
 
@@ -718,12 +728,10 @@ class BatchEvaluator:
             return [Verdict(COULD_NOT_RUN, reason, seconds=seconds) for _ in jobs]
 
         slug = re.sub(r"[^\w.-]", "_", cell.name)
-        uv_log = self.work / f"{slug}-build.log"
         try:
-            with self._building, _stderr_to(uv_log):
-                python, env_s = build_env(cell, self.envs, self.log)
-        except (subprocess.CalledProcessError, OSError) as exc:
-            return nothing(f"environment: {_reason(uv_log.read_text(errors='replace')) if uv_log.exists() else exc}")
+            python, _ = build_quietly(cell, self.envs, self.work / f"{slug}-build.log", self.log)
+        except NoEnvironment as exc:
+            return nothing(f"environment: {exc}")
         jobs_file, result = self.work / f"{slug}-jobs.json", self.work / f"{slug}.json"
         jobs_file.write_text(json.dumps(jobs, sort_keys=True))
         cmd = [str(python), "-m", "matrix.probe", "--batch", str(jobs_file), "--out", str(result)]

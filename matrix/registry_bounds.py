@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -375,13 +374,12 @@ def _registry(args, evaluate, out, today: str) -> int:
     try:
         scripts = None
         if evaluate is None:
-            envs = Path(args.envs) if args.envs else DEFAULT_ENVS
             jobs = []
             for issue in known_issues.REGISTRY:
                 witness = upstream.report_witness(issue, measured.get(issue.id), found)
                 if issue.found_by_suite and witness:
                     jobs.append((witness, measured.get(issue.id)))
-            scripts = prepared_scripts(scripts_anywhere(envs, out), jobs, args.jobs)
+            scripts = prepared_scripts(scripts_anywhere(_envs(args), out), jobs, args.jobs)
         written = upstream.write_all(known_issues.REGISTRY, measured, found, folder, scripts)
     except OSError as exc:
         raise BisectError(f"cannot write the upstream reports under {folder}: {exc.strerror or exc}") from None
@@ -414,29 +412,24 @@ def scripts_anywhere(envs: Path, out) -> Callable[[dict, dict | None], tuple[str
     release (a release measured bad; built as `matrix run` builds it, kept in `envs`), so the
     script's config and TrainingArguments are those of the release the report names; here where
     no such release is known or that fails."""
-    import threading
-
     from . import upstream
-    from .bisect import _stderr_to
+    from .bisect import NoEnvironment, build_quietly
     from .cells import CellError
     from .cells import load as load_cells
-    from .envs import build_env
 
     try:
         cells = list(load_cells())
     except CellError:
         cells = []
-    building = threading.Lock()  # one build at a time: it redirects fd 2, process-wide
+    envs.mkdir(parents=True, exist_ok=True)
 
     def script(witness: dict, record: dict | None) -> tuple[str | None, str]:
         cell = script_cell(witness, record, cells)
         there = ""
         if cell is not None:
-            envs.mkdir(parents=True, exist_ok=True)
             try:
-                with building, _stderr_to(envs / f"{cell.name}-upstream-build.log"):
-                    python, _ = build_env(cell, envs.resolve(), lambda message: None)
-            except (subprocess.CalledProcessError, OSError) as exc:
+                python, _ = build_quietly(cell, envs.resolve(), envs / f"{cell.name}-upstream-build.log")
+            except NoEnvironment as exc:
                 there = f"no environment for {cell.name} ({exc})"
             else:
                 text, why = upstream.reproduction_in(python, witness)
@@ -463,6 +456,13 @@ def prepared_scripts(script, jobs: list[tuple[dict, dict | None]], workers: int)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         done = dict(zip([key(w) for w, _ in jobs], pool.map(lambda job: script(*job), jobs), strict=True))
     return lambda witness, record: done.get(key(witness)) or script(witness, record)
+
+
+def _envs(args) -> Path:
+    """Where environments are built and kept (--envs, else bisect's default), created."""
+    envs = Path(args.envs) if args.envs else DEFAULT_ENVS
+    envs.mkdir(parents=True, exist_ok=True)
+    return envs
 
 
 def _plan(issue, witness: dict, axis: Axis) -> Plan:
@@ -497,10 +497,8 @@ def _measure(issue, witness: dict, chosen: list[Axis], args, evaluate, out) -> d
         for axis in chosen:
             plan = _plan(issue, witness, axis)
             if evaluate is None:
-                envs = Path(args.envs) if args.envs else DEFAULT_ENVS
-                envs.mkdir(parents=True, exist_ok=True)
                 (work / axis.package).mkdir()
-                probe = Evaluator(plan, envs.resolve(), work / axis.package, args.timeout)
+                probe = Evaluator(plan, _envs(args).resolve(), work / axis.package, args.timeout)
             else:
                 probe = lambda version, plan=plan: evaluate(plan, version)  # noqa: E731
 
@@ -551,10 +549,8 @@ def _sweep(issues: list, found: dict[str, dict], chosen: list[Axis], args, evalu
     try:
         for axis in chosen:
             if evaluate is None:
-                envs = Path(args.envs) if args.envs else DEFAULT_ENVS
-                envs.mkdir(parents=True, exist_ok=True)
                 (work / axis.package).mkdir()
-                runner = BatchEvaluator(dict(axis.cells), envs.resolve(), work / axis.package, args.timeout)
+                runner = BatchEvaluator(dict(axis.cells), _envs(args).resolve(), work / axis.package, args.timeout)
             else:
                 plans = [_plan(i, found[i.id], axis) for i in issues]
                 runner = lambda version, _jobs, plans=plans: [evaluate(p, version) for p in plans]  # noqa: E731
