@@ -167,6 +167,17 @@ def generate_ignores_prefix(patch: Patch) -> None:
     patch(cls, "generate", generate)
 
 
+def generate_raises(patch: Patch) -> None:
+    """generate() raises before its first step, as it did for Gemma's hybrid cache with PEFT 0.16
+    ("max_cache_len is None") and for OpenLlama without GenerationMixin."""
+    cls = peft.peft_model.PeftModelForCausalLM
+
+    def generate(self, *args, **kwargs):
+        raise RuntimeError("generate() is broken here")
+
+    patch(cls, "generate", generate)
+
+
 def _drop_prefix_when(patch: Patch, when: Callable[[dict], bool]) -> None:
     """A causal LM's eval forward pass skips the prefix for inputs where `when(kwargs)` holds:
     the prefix is silently not injected on one input path (the commonest way prefix tuning broke)."""

@@ -118,13 +118,7 @@ def test_the_generate_step_script_raises_where_the_suites_generate_step_does(tmp
     script = repro.write("generate-paths", BASE, tmp_path / "gen.py", point="generate")
     clean = _run(script, tmp_path)
     assert clean.returncode == 0 and "OK" in clean.stdout, clean.stdout + clean.stderr
-    hook = tmp_path / "hook"
-    hook.mkdir()
-    (hook / "sitecustomize.py").write_text(
-        "import peft\n\n\ndef broken(self, *args, **kwargs):\n    raise RuntimeError('generate() is broken here')\n\n\n"
-        "peft.PeftModelForCausalLM.generate = broken\n"
-    )
-    broken = _run(script, tmp_path, extra_path=hook)
+    broken = _run_with_fault(script, tmp_path, "generate_raises(faults.Patcher())")
     assert broken.returncode == 1 and "generate() is broken here" in broken.stderr, broken.stdout + broken.stderr
 
 
