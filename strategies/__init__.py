@@ -14,16 +14,40 @@ test narrows a strategy without copying it::
 
 Lists are ordered so that shrinking moves towards the simplest case: Llama before exotic
 architectures, fp32 before bf16, CPU before CUDA, projection off before on.
+
+Arguments are checked when a strategy is built, as in `hypothesis.extra.numpy`: a public function
+checks every argument (type, value, and the combinations no installed architecture can satisfy)
+and raises `InvalidStrategyArgument` at once, one line naming the call and the argument::
+
+    cases(task="FOO")  # cases(task='FOO'): task must be one of CAUSAL_LM, SEQ_2_SEQ_LM, SEQ_CLS, TOKEN_CLS
+
+then returns a private composite (`_cases`, ...) that only draws. The private composites call
+one another unchecked. The environment is no argument: PREFIXCHECK_SIZE_TIERS and
+PREFIXCHECK_FAMILIES are read when drawing, as they always were; the build-time checks use their
+values at build time.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from prefixcheck import architectures as archs
-from prefixcheck.case import MAX_NEW_TOKENS, AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
+from prefixcheck.case import (
+    DEVICES,
+    DTYPES,
+    MAX_NEW_TOKENS,
+    SECOND_ADAPTER,
+    TASKS,
+    AttentionLayout,
+    Case,
+    ModelSpec,
+    PrefixSpec,
+    Recipe,
+)
 from prefixcheck.versions import features
 
 # Named limits: every example builds and trains a model, so sizes stay tiny.
@@ -39,7 +63,6 @@ SEQ_LENS = (3, 8)
 MIN_REAL_TOKENS = 2
 LEARNING_RATES = (1e-2, 1e-3, 5e-2)
 ADAPTER_NAMES = ("default", "other", "prefix_b")
-SECOND_ADAPTER = "second"  # multi-adapter's other adapter: never one of ADAPTER_NAMES, so never a clash
 VOCAB_SIZE = 64
 # The wide tier (nightly): realistic widths, more heads and KV heads than the tiny configs, layer
 # counts where per-layer patterns show (Gemma's global layer every sixth), long prefixes, and
@@ -65,19 +88,48 @@ def size_tiers() -> tuple[str, ...]:
     return tiers
 
 
+# -- what arguments may be (checked at build time, by the helpers at the end of this module) --
+# the families whose layouts attention_layouts/wide_layouts/kv_heads build; a discovered (generic)
+# family draws the layouts discovery saw (discovered_layouts)
+LAYOUT_FAMILIES = (archs.MHA, archs.GQA, archs.EXPLICIT, archs.MQA, archs.INNER)
+GROUPED_FAMILIES = (archs.GQA, archs.EXPLICIT, archs.MQA)  # can have fewer KV heads than heads
+FAMILY_ARGS = archs.FAMILY_SETS  # a strategy's `families`: "all" or "curated" (None: PREFIXCHECK_FAMILIES)
+PADDING_SIDES = ("left", "right")
+# a ModuleDict key and a folder name under save_pretrained's directory: no ".", no "/", not empty
+ADAPTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+MAX_PINNED_VIRTUAL_TOKENS = WIDE_VIRTUAL_TOKENS[1]  # longer leaves no sequence room below the position limit
+MAX_SEQ_LEN = POSITION_LIMIT - MAX_NEW_TOKENS - 1  # recipes(max_seq_len=): at least one virtual token fits
+
+
+class InvalidStrategyArgument(InvalidArgument, ValueError):
+    """A strategy built with an argument it cannot draw from: one line, naming the call and the
+    argument. A Hypothesis `InvalidArgument`, and a `ValueError` as these errors always were."""
+
+
 # -- small pieces --------------------------------------------------------------------------
 num_virtual_tokens = st.integers(1, MAX_VIRTUAL_TOKENS)
 num_layers = st.integers(1, MAX_LAYERS)
 seeds = st.integers(0, 2**16)
-padding_sides = st.sampled_from(("left", "right"))
+padding_sides = st.sampled_from(PADDING_SIDES)
 
 
 def dtypes(device: str = "cpu") -> st.SearchStrategy[str]:
-    """fp32 first; bf16 everywhere; fp16 only on CUDA (CPU fp16 kernels are partial)."""
+    """The dtypes a device computes in: fp32 first; bf16 everywhere; fp16 only on CUDA (CPU fp16
+    kernels are partial).
+
+    device: "cpu" or "cuda", the device the dtypes are for (only names are drawn, so "cuda" is
+        accepted without a CUDA device). Shrinks towards float32.
+    """
+    _check_choice("dtypes", "device", device, DEVICES, optional=False)
+    return _dtypes(device)
+
+
+def _dtypes(device: str) -> st.SearchStrategy[str]:
     return st.sampled_from(("float32", "bfloat16", "float16") if device == "cuda" else ("float32", "bfloat16"))
 
 
 def devices() -> st.SearchStrategy[str]:
+    """cpu, then cuda where torch sees a CUDA device; shrinks towards cpu."""
     return st.sampled_from(("cpu", "cuda") if features().cuda else ("cpu",))
 
 
@@ -86,9 +138,30 @@ def _divisors(n: int) -> list[int]:
 
 
 def kv_heads(family: str, heads: int, gqa: bool | None = None, most: int = 0) -> st.SearchStrategy[int]:
-    """KV heads a family can express for `heads` query heads: a divisor (GQA, explicit head_dim;
-    all heads first, MHA being the simplest; at most `most` below MHA when given), 1 or all (MQA),
-    all otherwise. `gqa` pins grouped (fewer KV heads than heads) or not."""
+    """KV heads a family can express for `heads` query heads: a divisor (GQA, explicit head_dim),
+    1 or all (MQA), all otherwise.
+
+    family: one of LAYOUT_FAMILIES (mha, gqa, explicit, mqa, inner); decides which counts exist.
+    heads: the query heads, an int >= 1 (>= 2 with gqa=True: one head cannot be grouped).
+    gqa: True pins grouped (fewer KV heads than heads; the family must be gqa, explicit or mqa),
+        False pins all heads; None draws either. Shrinks towards all heads (MHA, the simplest), then
+        towards the larger divisors.
+    most: an int >= 0; when given (> 0) bounds the KV heads below MHA to at most `most` (the wide
+        tier's WIDE_MAX_KV_HEADS); 0 leaves them unbounded. Ignored outside gqa and explicit.
+    """
+    _check_layout_family("kv_heads", family)
+    if not _is_int(heads) or heads < 1:
+        _reject("kv_heads", "heads must be an int >= 1", heads=heads)
+    _check_flag("kv_heads", "gqa", gqa)
+    _check_gqa_family("kv_heads", family, gqa)
+    if gqa and heads < 2:
+        _reject("kv_heads", "gqa=True needs at least 2 heads to group", heads=heads, gqa=gqa)
+    if not _is_int(most) or most < 0:
+        _reject("kv_heads", "most must be an int >= 0 (0: no bound)", most=most)
+    return _kv_heads(family, heads, gqa, most)
+
+
+def _kv_heads(family: str, heads: int, gqa: bool | None = None, most: int = 0) -> st.SearchStrategy[int]:
     if family in (archs.GQA, archs.EXPLICIT):
         choices = [d for d in _divisors(heads)[::-1] if not most or d <= most or d == heads]
         if gqa is not None:
@@ -99,20 +172,36 @@ def kv_heads(family: str, heads: int, gqa: bool | None = None, most: int = 0) ->
     return st.just(heads)
 
 
-@st.composite
-def attention_layouts(draw, family: str = archs.GQA, head_dims=(4, 8), gqa: bool | None = None) -> AttentionLayout:
-    """Heads, KV heads and head width a family can express.
+def attention_layouts(
+    family: str = archs.GQA, head_dims: tuple[int, ...] = (4, 8), gqa: bool | None = None
+) -> st.SearchStrategy[AttentionLayout]:
+    """Heads, KV heads and head width a family can express (the tiny tier).
+
+    family: one of LAYOUT_FAMILIES (mha, gqa, explicit, mqa, inner). Explicit: hidden is heads times
+        one of WIDTH_PER_HEAD, head_dim drawn apart; inner (T5): d_model is heads * head_dim or one of
+        T5_D_MODELS; otherwise hidden is heads * head_dim.
+    head_dims: a non-empty tuple (or list) of ints >= 1 the head width is drawn from, shrinking
+        towards the first (the architecture's `head_dims`).
+    gqa: True pins grouped KV heads (needs gqa, explicit or mqa; then 2..MAX_HEADS heads), False all
+        KV heads, None either, shrinking towards all (MHA). Heads run 1..MAX_HEADS, shrinking to 1.
 
     >>> attention_layouts(archs.EXPLICIT).example()  # doctest: +SKIP
     AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=2, head_dim=8)
     """
-    grouped = family in (archs.GQA, archs.EXPLICIT, archs.MQA)
-    if gqa and not grouped:
-        raise ValueError(f"family {family!r} has no KV-head grouping; cannot pin gqa=True")
+    _check_layout_family("attention_layouts", family)
+    if not isinstance(head_dims, (tuple, list)) or not head_dims or not all(_is_int(d) and d >= 1 for d in head_dims):
+        _reject("attention_layouts", "head_dims must be a non-empty tuple of ints >= 1", head_dims=head_dims)
+    _check_flag("attention_layouts", "gqa", gqa)
+    _check_gqa_family("attention_layouts", family, gqa)
+    return _attention_layouts(family, head_dims, gqa)
+
+
+@st.composite
+def _attention_layouts(draw, family: str = archs.GQA, head_dims=(4, 8), gqa: bool | None = None) -> AttentionLayout:
     # gqa=True needs at least two heads to group
     heads = draw(st.integers(2 if gqa else 1, MAX_HEADS))
     head_dim = draw(st.sampled_from(head_dims))
-    kv = draw(kv_heads(family, heads, gqa))
+    kv = draw(_kv_heads(family, heads, gqa))
     if family == archs.EXPLICIT:
         # head_dim is free, but configs validate hidden % heads == 0 (Gemma3's validate_architecture)
         hidden = heads * draw(st.sampled_from(WIDTH_PER_HEAD))
@@ -133,14 +222,39 @@ def _can_group(arch: archs.Architecture) -> bool:
 def architectures(
     task: str | None = None, gqa: bool | None = None, families: str | None = None, curated: bool = False
 ) -> st.SearchStrategy[archs.Architecture]:
-    """Architectures the installed transformers can build (curated first, then discovered; or
-    `families="curated"`), with `task` if given, able to express GQA if `gqa=True`."""
+    """Architectures the installed transformers can build: half the draws from the curated ones,
+    half from the discovered ones (or the dozen curated would drown in a hundred discovered), each
+    group in its own order, so examples shrink towards Llama.
+
+    task: one of TASKS; keeps the architectures with that task's head in the installed transformers.
+        None: any task.
+    gqa: True keeps the architectures that can express GQA (fewer KV heads than heads); False and
+        None keep all (every architecture can express all KV heads).
+    families: "all" (curated and discovered) or "curated"; None reads PREFIXCHECK_FAMILIES (default all).
+    curated: True keeps the curated architectures only (the wide tier's configs are hand-written).
+
+    A combination no installed architecture satisfies raises here.
+    """
+    _check_choice("architectures", "task", task, TASKS)
+    _check_flag("architectures", "gqa", gqa)
+    _check_choice("architectures", "families", families, FAMILY_ARGS)
+    if not isinstance(curated, bool):
+        _reject("architectures", "curated must be True or False", curated=curated)
+    given = {k: v for k, v in dict(task=task, gqa=gqa, families=families, curated=curated).items() if v}
+    if not _pool_exists(task, gqa, families, curated):
+        _reject("architectures", _no_pool(task, gqa, families, curated), **given)
+    return _architectures(task, gqa, families, curated)
+
+
+def _architectures(
+    task: str | None = None, gqa: bool | None = None, families: str | None = None, curated: bool = False
+) -> st.SearchStrategy[archs.Architecture]:
     pool = [
         a
         for a in archs.available_architectures(families)
         if (task is None or task in a.available_tasks()) and (not gqa or _can_group(a)) and (a.curated or not curated)
     ]
-    if not pool:
+    if not pool:  # only where the environment changed after the build-time check
         raise ValueError(f"no installed architecture supports task={task!r} gqa={gqa!r}")
     # half the draws from each group, or the dozen curated ones would drown in a hundred discovered
     curated = [a for a in pool if a.curated]
@@ -149,33 +263,87 @@ def architectures(
 
 
 def discovered_layouts(arch: archs.Architecture, gqa: bool | None = None) -> st.SearchStrategy[AttentionLayout]:
-    """A discovered family's layouts: the ones discovery saw it build (simplest first)."""
+    """A discovered family's layouts: the ones discovery saw it build.
+
+    arch: a discovered (generic-family) Architecture; curated ones draw `attention_layouts`.
+    gqa: True keeps the grouped layouts (fewer KV heads than heads), False the others, None all.
+        Shrinks towards the simplest layout discovery built (its first).
+    """
+    _check_architecture("discovered_layouts", arch)
+    if arch.curated:
+        _reject(
+            "discovered_layouts",
+            "arch must be a discovered architecture (curated ones draw attention_layouts)",
+            arch=arch,
+        )
+    _check_flag("discovered_layouts", "gqa", gqa)
+    _check_arch_gqa("discovered_layouts", arch, gqa, arch=arch, gqa=gqa)
+    return _discovered_layouts(arch, gqa)
+
+
+def _discovered_layouts(arch: archs.Architecture, gqa: bool | None = None) -> st.SearchStrategy[AttentionLayout]:
     pool = [lay for lay in arch.layouts if gqa is None or (lay.num_kv_heads < lay.num_heads) == gqa]
     if not pool:
         raise ValueError(f"architecture {arch.name!r} built no layout with gqa={gqa!r}")
     return st.sampled_from(pool)
 
 
+def wide_layouts(family: str = archs.GQA, gqa: bool | None = None) -> st.SearchStrategy[AttentionLayout]:
+    """The wide tier's layouts: 8 or 16 heads (WIDE_HEADS), head_dim from WIDE_HEAD_DIMS with
+    hidden at most WIDE_MAX_HIDDEN, up to WIDE_MAX_KV_HEADS KV heads below MHA.
+
+    family: one of LAYOUT_FAMILIES; inner (T5) also draws d_model from (heads * head_dim, 128, 256).
+    gqa: True pins grouped KV heads (needs gqa, explicit or mqa), False all, None either, shrinking
+        towards all (MHA). Heads shrink towards 8, head_dim towards 16.
+    """
+    _check_layout_family("wide_layouts", family)
+    _check_flag("wide_layouts", "gqa", gqa)
+    _check_gqa_family("wide_layouts", family, gqa)
+    return _wide_layouts(family, gqa)
+
+
 @st.composite
-def wide_layouts(draw, family: str = archs.GQA, gqa: bool | None = None) -> AttentionLayout:
-    """The wide tier's layouts: 8 or 16 heads, up to 8 KV heads, hidden up to 256."""
+def _wide_layouts(draw, family: str = archs.GQA, gqa: bool | None = None) -> AttentionLayout:
     heads = draw(st.sampled_from(WIDE_HEADS))
     head_dim = draw(st.sampled_from([d for d in WIDE_HEAD_DIMS if heads * d <= WIDE_MAX_HIDDEN]))
-    kv = draw(kv_heads(family, heads, gqa, most=WIDE_MAX_KV_HEADS))
+    kv = draw(_kv_heads(family, heads, gqa, most=WIDE_MAX_KV_HEADS))
     hidden = heads * head_dim
     if family == archs.INNER:
         hidden = draw(st.sampled_from((hidden, 128, WIDE_MAX_HIDDEN)))
     return AttentionLayout(hidden_size=hidden, num_heads=heads, num_kv_heads=kv, head_dim=head_dim)
 
 
+def model_specs(
+    arch: archs.Architecture, task: str, gqa: bool | None = None, tier: str = "tiny"
+) -> st.SearchStrategy[ModelSpec]:
+    """A tiny model of one architecture: layers, attention layout, attention implementation.
+
+    arch: an Architecture (prefixcheck.architectures.get(name)). Curated ones draw
+        `attention_layouts` (tiny) or `wide_layouts` (wide); discovered ones draw
+        `discovered_layouts` and the layer counts discovery saw, in either tier.
+    task: one of TASKS with a head for `arch` in the installed transformers; bounds the attention
+        implementations (eager always, sdpa where the head class supports it; shrinks towards eager).
+    gqa: True pins grouped KV heads (the architecture must be able to), False all KV heads, None
+        either, shrinking towards all (MHA).
+    tier: one of SIZE_TIERS: "tiny" (1..MAX_LAYERS layers, shrinking to 1) or "wide" (WIDE_LAYERS).
+    """
+    _check_architecture("model_specs", arch)
+    _check_choice("model_specs", "task", task, TASKS, optional=False)
+    _check_arch_task("model_specs", arch, task, arch=arch, task=task)
+    _check_flag("model_specs", "gqa", gqa)
+    _check_arch_gqa("model_specs", arch, gqa, arch=arch, gqa=gqa)
+    _check_choice("model_specs", "tier", tier, SIZE_TIERS, optional=False)
+    return _model_specs(arch, task, gqa, tier)
+
+
 @st.composite
-def model_specs(draw, arch: archs.Architecture, task: str, gqa: bool | None = None, tier: str = "tiny") -> ModelSpec:
+def _model_specs(draw, arch: archs.Architecture, task: str, gqa: bool | None = None, tier: str = "tiny") -> ModelSpec:
     if tier == "wide" and arch.curated:
-        layers, layouts = st.integers(*WIDE_LAYERS), wide_layouts(arch.family, gqa)
+        layers, layouts = st.integers(*WIDE_LAYERS), _wide_layouts(arch.family, gqa)
     elif arch.curated:
-        layers, layouts = num_layers, attention_layouts(arch.family, arch.head_dims, gqa)
+        layers, layouts = num_layers, _attention_layouts(arch.family, arch.head_dims, gqa)
     else:
-        layers, layouts = st.sampled_from(arch.layer_counts), discovered_layouts(arch, gqa)
+        layers, layouts = st.sampled_from(arch.layer_counts), _discovered_layouts(arch, gqa)
     return ModelSpec(
         arch=arch.name,
         num_layers=draw(layers),
@@ -185,11 +353,37 @@ def model_specs(draw, arch: archs.Architecture, task: str, gqa: bool | None = No
     )
 
 
-@st.composite
 def prefix_specs(
+    projection: bool | None = None, adapter_name: str | None = None, nvt: int | None = None
+) -> st.SearchStrategy[PrefixSpec]:
+    """A PrefixTuningConfig's knobs; init_weights (None, shrinking towards it, or "zero") only where
+    the installed PEFT has it.
+
+    projection: pins prefix_projection; None draws either, shrinking towards off. With projection on,
+        encoder_hidden_size is left to PEFT (None, shrunk towards) or one of ENCODER_HIDDEN_SIZES.
+    adapter_name: pins the adapter's name (letters, digits, '_' and '-', not starting with a digit
+        or '-'); None draws one of ADAPTER_NAMES, shrinking towards "default".
+    nvt: pins num_virtual_tokens, an int between 1 and MAX_PINNED_VIRTUAL_TOKENS; None draws
+        1..MAX_VIRTUAL_TOKENS, shrinking towards 1.
+    """
+    _check_flag("prefix_specs", "projection", projection)
+    _check_adapter_name("prefix_specs", adapter_name)
+    if nvt is not None:
+        _check_int(
+            "prefix_specs",
+            "nvt",
+            nvt,
+            1,
+            MAX_PINNED_VIRTUAL_TOKENS,
+            f"1 and MAX_PINNED_VIRTUAL_TOKENS={MAX_PINNED_VIRTUAL_TOKENS}",
+        )
+    return _prefix_specs(projection, adapter_name, nvt)
+
+
+@st.composite
+def _prefix_specs(
     draw, projection: bool | None = None, adapter_name: str | None = None, nvt: int | None = None
 ) -> PrefixSpec:
-    """A PrefixTuningConfig's knobs; init_weights only where the installed PEFT has it."""
     proj = draw(st.booleans()) if projection is None else projection
     return PrefixSpec(
         num_virtual_tokens=draw(num_virtual_tokens) if nvt is None else nvt,
@@ -200,13 +394,39 @@ def prefix_specs(
     )
 
 
-@st.composite
 def recipes(
-    draw, padded: bool | None = None, min_batch: int = 1, padding_side: str | None = None, max_seq_len: int = 0
-) -> Recipe:
+    padded: bool | None = None, min_batch: int = 1, padding_side: str | None = None, max_seq_len: int = 0
+) -> st.SearchStrategy[Recipe]:
     """Training length and the judged batch; padding (in the last row only) is built inside the
     sequence length, so with `min_batch=2` at least one row is unpadded. A padded row keeps two
-    real tokens: with one, a causal LM's shifted labels are all ignored and its loss is NaN."""
+    real tokens: with one, a causal LM's shifted labels are all ignored and its loss is NaN.
+    Steps (1..MAX_STEPS) shrink towards 1, the learning rate towards LEARNING_RATES[0].
+
+    padded: True pins a padded last row (1..seq_len - MIN_REAL_TOKENS pad tokens, shrinking towards
+        1), False none; None draws 0..seq_len - MIN_REAL_TOKENS, shrinking towards unpadded.
+    min_batch: the smallest batch, an int between 1 and MAX_BATCH; the batch is drawn from
+        min_batch..MAX_BATCH, shrinking towards min_batch.
+    padding_side: pins "left" or "right"; None draws either, shrinking towards left.
+    max_seq_len: 0 (the tiny tier) draws seq_len from SEQ_LENS, shrinking towards the shortest; else
+        the wide tier's longest sequence, an int between SEQ_LENS[1] and MAX_SEQ_LEN: seq_len is
+        often exactly it, else SEQ_LENS[1]..max_seq_len.
+    """
+    _check_flag("recipes", "padded", padded)
+    _check_int("recipes", "min_batch", min_batch, 1, MAX_BATCH, f"1 and MAX_BATCH={MAX_BATCH}")
+    _check_choice("recipes", "padding_side", padding_side, PADDING_SIDES)
+    if not _is_int(max_seq_len) or not (max_seq_len == 0 or SEQ_LENS[1] <= max_seq_len <= MAX_SEQ_LEN):
+        _reject(
+            "recipes",
+            f"max_seq_len must be 0 or an int between SEQ_LENS[1]={SEQ_LENS[1]} and MAX_SEQ_LEN={MAX_SEQ_LEN}",
+            max_seq_len=max_seq_len,
+        )
+    return _recipes(padded, min_batch, padding_side, max_seq_len)
+
+
+@st.composite
+def _recipes(
+    draw, padded: bool | None = None, min_batch: int = 1, padding_side: str | None = None, max_seq_len: int = 0
+) -> Recipe:
     if max_seq_len:  # the wide tier: up to the position limit (generated tokens counted), often exactly at it
         seq_len = draw(st.just(max_seq_len) | st.integers(SEQ_LENS[1], max_seq_len))
     else:
@@ -226,8 +446,106 @@ def recipes(
     )
 
 
-@st.composite
 def cases(
+    task: str | None = None,
+    arch: str | None = None,
+    projection: bool | None = None,
+    gqa: bool | None = None,
+    dtype: str | None = None,
+    device: str | None = None,
+    adapter_name: str | None = None,
+    padded: bool | None = None,
+    min_batch: int = 1,
+    families: str | None = None,
+    padding_side: str | None = None,
+) -> st.SearchStrategy[Case]:
+    """A whole case the installed versions can build: a size tier (PREFIXCHECK_SIZE_TIERS, read per
+    draw; shrinks towards tiny), an architecture, a task, a model, a prefix, a recipe, a dtype, a
+    device and a seed (0..2**16, shrinking towards 0). The wide tier draws curated architectures
+    only, with WIDE_VIRTUAL_TOKENS virtual tokens and sequences up to the position limit.
+
+    task: pins the task type (one of TASKS); None draws any task the drawn architecture has a head
+        for, shrinking towards its first (CAUSAL_LM for Llama).
+    arch: pins the architecture by name (a curated one, or a family discovery built; it must have
+        `task`'s head when both are given, and `families` is then not consulted beyond "curated"
+        rejecting a discovered name); None draws from `architectures(task, gqa, families)`,
+        shrinking towards Llama.
+    projection: pins prefix_projection; None draws either, shrinking towards off.
+    gqa: True pins grouped KV heads (fewer than heads; `arch`, when given, must be able to), False
+        all KV heads; None either, shrinking towards all (MHA).
+    dtype: pins the dtype (one of DTYPES); "float16" only with device="cuda" (CPU fp16 kernels are
+        partial). None draws the device's dtypes, shrinking towards float32.
+    device: pins "cpu", or "cuda" where torch sees a CUDA device (raises here otherwise: every
+        example would fail to build, so a CUDA test skips before building its strategy); None draws
+        `devices()`, shrinking towards cpu.
+    adapter_name: pins the adapter's name (letters, digits, '_' and '-', not starting with a digit
+        or '-'; never SECOND_ADAPTER, the multi-adapter property's other adapter); None draws one of
+        ADAPTER_NAMES, shrinking towards "default".
+    padded: True pins a padded last row, False none; None either, shrinking towards unpadded.
+    min_batch: the smallest judged batch, an int between 1 and MAX_BATCH (2: at least one row is
+        unpadded); the batch shrinks towards it.
+    families: "all" or "curated", the architectures an unpinned `arch` is drawn from; None reads
+        PREFIXCHECK_FAMILIES when drawing (default all).
+    padding_side: pins "left" or "right"; None draws either, shrinking towards left.
+
+    A combination no installed architecture satisfies (in every size tier of
+    PREFIXCHECK_SIZE_TIERS as it is at build time) raises here, before any draw.
+
+    >>> cases(task="CAUSAL_LM").example()  # doctest: +SKIP
+    Case(model=ModelSpec(arch='llama', num_layers=2, layout=AttentionLayout(hidden_size=8,
+         num_heads=2, num_kv_heads=1, head_dim=4), ...), task='CAUSAL_LM', prefix=PrefixSpec(...), ...)
+    """
+    _check_choice("cases", "task", task, TASKS)
+    if arch is not None and not isinstance(arch, str):
+        _reject("cases", "arch must be an architecture name (str) or None", arch=arch)
+    for name, flag in (("projection", projection), ("gqa", gqa), ("padded", padded)):
+        _check_flag("cases", name, flag)
+    _check_choice("cases", "dtype", dtype, DTYPES)
+    _check_choice("cases", "device", device, DEVICES)
+    if device == "cuda" and not features().cuda:
+        _reject("cases", "device='cuda' needs a CUDA device and torch sees none here", device=device)
+    if dtype == "float16" and device != "cuda":
+        _reject("cases", "float16 only on device='cuda' (CPU fp16 kernels are partial)", dtype=dtype, device=device)
+    _check_adapter_name("cases", adapter_name)
+    if adapter_name == SECOND_ADAPTER:
+        _reject(
+            "cases",
+            f"adapter_name must not be SECOND_ADAPTER={SECOND_ADAPTER!r} (multi-adapter's other adapter)",
+            adapter_name=adapter_name,
+        )
+    _check_int("cases", "min_batch", min_batch, 1, MAX_BATCH, f"1 and MAX_BATCH={MAX_BATCH}")
+    _check_choice("cases", "families", families, FAMILY_ARGS)
+    _check_choice("cases", "padding_side", padding_side, PADDING_SIDES)
+    if arch is not None:
+        _check_pinned_arch(arch, task, gqa, families)
+    else:
+        for tier in size_tiers():
+            if not _pool_exists(task, gqa, families, curated=tier == "wide"):
+                given = {k: v for k, v in dict(task=task, gqa=gqa, families=families).items() if v is not None}
+                wide = " in the wide size tier (PREFIXCHECK_SIZE_TIERS)" if tier == "wide" else ""
+                _reject("cases", _no_pool(task, gqa, families, tier == "wide") + wide, **given)
+    return _cases(task, arch, projection, gqa, dtype, device, adapter_name, padded, min_batch, families, padding_side)
+
+
+def _check_pinned_arch(arch: str, task: str | None, gqa: bool | None, families: str | None) -> None:
+    try:
+        a = archs.get(arch)
+    except KeyError:
+        curated = ", ".join(a.name for a in archs.ARCHITECTURES)
+        _reject("cases", f"arch must name a curated architecture ({curated}) or a discovered family", arch=arch)
+    if not a.available():
+        _reject("cases", f"architecture {arch!r} is not in the installed transformers", arch=arch)
+    if families == "curated" and not a.curated:
+        _reject(
+            "cases", f"architecture {arch!r} is a discovered family, not a curated one", arch=arch, families=families
+        )
+    if task is not None:
+        _check_arch_task("cases", a, task, task=task, arch=arch)
+    _check_arch_gqa("cases", a, gqa, arch=arch, gqa=gqa)
+
+
+@st.composite
+def _cases(
     draw,
     task: str | None = None,
     arch: str | None = None,
@@ -241,26 +559,124 @@ def cases(
     families: str | None = None,
     padding_side: str | None = None,
 ) -> Case:
-    """A whole case the installed versions can build.
-
-    >>> cases(task="CAUSAL_LM").example()  # doctest: +SKIP
-    Case(model=ModelSpec(arch='llama', num_layers=2, layout=AttentionLayout(hidden_size=8,
-         num_heads=2, num_kv_heads=1, head_dim=4), ...), task='CAUSAL_LM', prefix=PrefixSpec(...), ...)
-    """
     tier = draw(st.sampled_from(size_tiers()))
-    a = archs.get(arch) if arch else draw(architectures(task=task, gqa=gqa, families=families, curated=tier == "wide"))
+    a = archs.get(arch) if arch else draw(_architectures(task=task, gqa=gqa, families=families, curated=tier == "wide"))
     t = task or draw(st.sampled_from(a.available_tasks()))
-    if t not in a.available_tasks():
-        raise ValueError(f"architecture {a.name!r} has no {t} head in the installed transformers")
     dev = device or draw(devices())
     wide = tier == "wide" and a.curated
     nvt = draw(st.integers(*WIDE_VIRTUAL_TOKENS)) if wide else None
     return Case(
-        model=draw(model_specs(a, t, gqa, "wide" if wide else "tiny")),
+        model=draw(_model_specs(a, t, gqa, "wide" if wide else "tiny")),
         task=t,
-        prefix=draw(prefix_specs(projection, adapter_name, nvt)),
-        recipe=draw(recipes(padded, min_batch, padding_side, POSITION_LIMIT - nvt - MAX_NEW_TOKENS if wide else 0)),
-        dtype=dtype or draw(dtypes(dev)),
+        prefix=draw(_prefix_specs(projection, adapter_name, nvt)),
+        recipe=draw(_recipes(padded, min_batch, padding_side, POSITION_LIMIT - nvt - MAX_NEW_TOKENS if wide else 0)),
+        dtype=dtype or draw(_dtypes(dev)),
         device=dev,
         seed=draw(seeds),
     )
+
+
+# -- argument checks (at build time; they draw nothing) -----------------------------------
+def _shown(value: object) -> str:
+    text = f"<architecture {value.name!r}>" if isinstance(value, archs.Architecture) else repr(value)
+    return text.replace("\n", "\\n")
+
+
+def _reject(func: str, message: str, **given: object) -> None:
+    """Raise one line: `func(name=value, ...): message`, the arguments at fault in call order."""
+    call = ", ".join(f"{name}={_shown(value)}" for name, value in given.items())
+    raise InvalidStrategyArgument(f"{func}({call}): {message}")
+
+
+def _check_choice(func: str, name: str, value: object, choices: tuple, *, optional: bool = True) -> None:
+    if (value is None and optional) or (isinstance(value, str) and value in choices):
+        return
+    _reject(func, f"{name} must be one of {', '.join(choices)}", **{name: value})
+
+
+def _check_flag(func: str, name: str, value: object) -> None:
+    if value is not None and not isinstance(value, bool):
+        _reject(func, f"{name} must be True, False or None", **{name: value})
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(func: str, name: str, value: object, low: int, high: int, bounds: str) -> None:
+    """`bounds` says the range the way the message names it ("1 and MAX_BATCH=3")."""
+    if not _is_int(value):
+        _reject(func, f"{name} must be an int between {bounds}", **{name: value})
+    if not low <= value <= high:
+        _reject(func, f"{name} must be between {bounds}", **{name: value})
+
+
+def _check_adapter_name(func: str, value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        _reject(func, "adapter_name must be a str or None", adapter_name=value)
+    if not ADAPTER_NAME.fullmatch(value):
+        _reject(
+            func,
+            "adapter_name must be letters, digits, '_' or '-', not starting with a digit or '-'"
+            " (a module key and a folder name)",
+            adapter_name=value,
+        )
+
+
+def _check_architecture(func: str, arch: object) -> None:
+    if not isinstance(arch, archs.Architecture):
+        _reject(func, "arch must be an Architecture (prefixcheck.architectures.get(name))", arch=arch)
+
+
+def _check_layout_family(func: str, family: object) -> None:
+    _check_choice(func, "family", family, LAYOUT_FAMILIES, optional=False)
+
+
+def _check_gqa_family(func: str, family: str, gqa: bool | None) -> None:
+    if gqa and family not in GROUPED_FAMILIES:
+        _reject(
+            func,
+            f"family {family!r} has no KV-head grouping; gqa=True needs one of {', '.join(GROUPED_FAMILIES)}",
+            family=family,
+            gqa=gqa,
+        )
+
+
+def _can_ungroup(arch: archs.Architecture) -> bool:
+    """Can express all KV heads (gqa=False): every curated family, a discovered one that built such a layout."""
+    return arch.curated or any(lay.num_kv_heads == lay.num_heads for lay in arch.layouts)
+
+
+def _check_arch_gqa(func: str, arch: archs.Architecture, gqa: bool | None, /, **given: object) -> None:
+    """`given`: the call's arguments to show, in its order."""
+    if gqa and not _can_group(arch):
+        _reject(func, f"architecture {arch.name!r} cannot express GQA (fewer KV heads than heads)", **given)
+    if gqa is False and not _can_ungroup(arch):
+        _reject(func, f"architecture {arch.name!r} built no layout without GQA", **given)
+
+
+def _check_arch_task(func: str, arch: archs.Architecture, task: str, /, **given: object) -> None:
+    if task not in arch.available_tasks():
+        _reject(func, f"architecture {arch.name!r} has no {task} head in the installed transformers", **given)
+
+
+def _pool_exists(task: str | None, gqa: bool | None, families: str | None, curated: bool) -> bool:
+    """Whether architectures(task, gqa, families, curated) has anything to draw; the curated
+    architectures are asked first, so discovery runs only where none of them fits."""
+
+    def fits(a: archs.Architecture) -> bool:
+        return (task is None or task in a.available_tasks()) and (not gqa or _can_group(a))
+
+    if any(fits(a) for a in archs.available_architectures("curated")):
+        return True
+    if curated or (families or archs.family_set()) == "curated":
+        return False
+    return any(fits(a) for a in archs.available_architectures(families) if not a.curated)
+
+
+def _no_pool(task: str | None, gqa: bool | None, families: str | None, curated: bool) -> str:
+    wanted = ([f"has a {task} head"] if task else []) + (["can express GQA"] if gqa else [])
+    where = " curated" if curated or (families or archs.family_set()) == "curated" else ""
+    return f"no installed{where} architecture {' and '.join(wanted) or 'is available'}"
