@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 t0 = time.perf_counter()
 from hypothesis import Phase, given, settings  # noqa: E402
 
-from prefixcheck import compare, engine, outcomes, properties  # noqa: E402
-from prefixcheck.checks import run_property  # noqa: E402
-from strategies import SECOND_ADAPTER, cases, prefix_specs  # noqa: E402
+from prefixcheck import compare, engine, properties, records  # noqa: E402
+from prefixcheck.case import SECOND_ADAPTER  # noqa: E402
+from prefixcheck.runner import run_property  # noqa: E402
+from strategies import cases, prefix_specs  # noqa: E402
 from tests.properties._common import tasks_of  # noqa: E402
 
 IMPORT_S = time.perf_counter() - t0
@@ -40,11 +41,14 @@ PROPERTIES = {p.name: p for p in properties.ALL if not p.cuda}
 SECOND = prefix_specs(adapter_name=SECOND_ADAPTER)
 
 
+RECORDER = records.Recorder()  # keeps benchmark runs out of any summary
+
+
 def body_of(prop: str):
     def run(case):
         context = {"second": SECOND.example()} if prop == "multi-adapter" else {}
         try:
-            run_property(prop, case, **context)
+            run_property(prop, case, recorder=RECORDER, **context)
         except Exception:  # a failing example still costs what it costs; the suite judges it, not this
             pass
 
@@ -95,7 +99,6 @@ def weighted_median(pairs: list[tuple[float, float]]) -> float:
 
 
 def per_property(n: int) -> dict:
-    outcomes.RECORDER = outcomes.Recorder()  # keep benchmark runs out of any summary
     os.environ["PREFIXCHECK_REPORTS"] = str(ROOT / "reports" / "bench")
     rows = {}
     for prop, declared in PROPERTIES.items():

@@ -81,6 +81,28 @@ class PrefixSpec:
         return kwargs
 
 
+@dataclass(frozen=True)
+class Blueprint:
+    """What building and judging a case's model needs to know of its architecture, as plain data:
+    prefixcheck.architectures.blueprint works it out for a case, and a reproduction script carries it
+    (so the script needs nothing of the suite's architecture code)."""
+
+    model_type: str
+    config: dict[str, Any]  # AutoConfig.for_model keyword arguments, the task head's included
+    auto_class: str  # the transformers Auto class of the case's task
+    pad_token_id: int
+    num_labels: int | None  # the classes of a classification head; None: the labels are token ids
+    # num_layers * 2 * token_dim as derived independently of PEFT (a curated architecture); None
+    # where PEFT's own reading of the config decides (a discovered family)
+    prefix_width: int | None
+    positions: str  # rotary, alibi, relative, absolute or none
+    encoder_style: bool  # an encoder (BERT-like) or encoder-decoder: its classification pools the first token
+
+
+# multi-adapter's second adapter: never an adapter name a case draws, so never a clash
+SECOND_ADAPTER = "second"
+SECOND_PREFIX = PrefixSpec(num_virtual_tokens=2, adapter_name=SECOND_ADAPTER)
+
 # generate() extends every judged sequence by this many tokens (the strategies leave room for them
 # below a model's position limit)
 MAX_NEW_TOKENS = 3

@@ -1,6 +1,6 @@
 """What this project uses from Python 3.11's standard library, on every Python it supports (>= 3.10).
 
-`tomllib`: the standard library's on 3.11+, else the `tomli` package it came from (same API; a
+`tomllib` (imported on first use): the standard library's on 3.11+, else the `tomli` package it came from (same API; a
 dependency only below 3.11, see pyproject.toml). `add_note(exc, note)`: `BaseException.add_note`
 (PEP 678) on 3.11+; on 3.10 the same `__notes__` list, which pytest and the `exceptiongroup` backport
 (a pytest dependency there) print with the traceback. `tox -e lint` runs vermin with the minimum
@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import sys
 
-if sys.version_info >= (3, 11):
-    import tomllib  # novermin (the 3.10 branch is below)
-else:
-    import tomli as tomllib
+__all__ = ["add_note"]  # and `tomllib`, imported when first asked for (__getattr__)
 
-__all__ = ["add_note", "tomllib"]
+
+def __getattr__(name: str):
+    """`tomllib`, imported when first asked for (a reproduction script carries this module for
+    add_note and reads no TOML, so it needs no tomli on 3.10)."""
+    if name != "tomllib":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if sys.version_info >= (3, 11):
+        import tomllib  # novermin (the 3.10 branch is below)
+    else:
+        import tomli as tomllib
+    return tomllib
 
 
 def _append_note(exc: BaseException, note: str) -> None:

@@ -71,19 +71,17 @@ _GENERATE_HAS_LOGITS = "output_logits" in inspect.signature(
 
 # -- models ------------------------------------------------------------------------------
 def model_config(case: Case):
-    arch = architectures.get(case.model.arch)
-    return transformers.AutoConfig.for_model(
-        arch.model_type, **arch.config_kwargs(case.model), **arch.task_kwargs(case.task)
-    )
+    blueprint = architectures.blueprint(case)
+    return transformers.AutoConfig.for_model(blueprint.model_type, **blueprint.config)
 
 
-def auto_class(task: str):
-    return getattr(transformers, architectures.AUTO_CLASS[task])
+def auto_class(case: Case):
+    return getattr(transformers, architectures.blueprint(case).auto_class)
 
 
 def _fresh_base(case: Case, dtype: str, device: str) -> torch.nn.Module:
     torch.manual_seed(case.seed)
-    model = auto_class(case.task).from_config(model_config(case), attn_implementation=case.model.attn_implementation)
+    model = auto_class(case).from_config(model_config(case), attn_implementation=case.model.attn_implementation)
     model.to(dtype=DTYPE[dtype], device=device)
     return model.eval()
 
@@ -146,14 +144,14 @@ def wrap(base: torch.nn.Module, case: Case) -> PeftModel:
 # -- data --------------------------------------------------------------------------------
 def make_batch(case: Case) -> dict[str, torch.Tensor]:
     """A deterministic batch with an attention mask; the last row carries the padding."""
-    r, vocab = case.recipe, case.model.vocab_size
+    r, vocab, blueprint = case.recipe, case.model.vocab_size, architectures.blueprint(case)
     g = torch.Generator().manual_seed(case.seed + 2)
     ids = torch.randint(2, vocab, (r.batch_size, r.seq_len), generator=g)
     mask = torch.ones_like(ids)
     if r.num_padded:
         pad = slice(0, r.num_padded) if r.padding_side == "left" else slice(r.seq_len - r.num_padded, r.seq_len)
         mask[-1, pad] = 0
-        ids[-1, pad] = architectures.PAD
+        ids[-1, pad] = blueprint.pad_token_id
     batch = {"input_ids": ids, "attention_mask": mask}
     if case.task == "CAUSAL_LM":
         batch["labels"] = ids.masked_fill(mask == 0, -100)
@@ -163,9 +161,9 @@ def make_batch(case: Case) -> dict[str, torch.Tensor]:
         batch["labels"] = target
         batch["decoder_input_ids"] = torch.cat([torch.full_like(target[:, :1], start), target[:, :-1]], dim=1)
     elif case.task == "SEQ_CLS":
-        batch["labels"] = torch.randint(0, architectures.NUM_LABELS["SEQ_CLS"], (r.batch_size,), generator=g)
+        batch["labels"] = torch.randint(0, blueprint.num_labels, (r.batch_size,), generator=g)
     else:
-        labels = torch.randint(0, architectures.NUM_LABELS["TOKEN_CLS"], (r.batch_size, r.seq_len), generator=g)
+        labels = torch.randint(0, blueprint.num_labels, (r.batch_size, r.seq_len), generator=g)
         batch["labels"] = labels.masked_fill(mask == 0, -100)
     return {k: v.to(case.device) for k, v in batch.items()}
 
@@ -257,7 +255,7 @@ def generate(
         min_new_tokens=new_tokens,
         do_sample=False,
         num_beams=num_beams,
-        pad_token_id=architectures.PAD,
+        pad_token_id=architectures.blueprint(case).pad_token_id,
         return_dict_in_generate=True,
     )
     if num_beams > 1:  # scores are sums of log-probabilities, not divided by a length

@@ -70,6 +70,15 @@ class Property:
         """Everything a registry entry's `at` may name for this property."""
         return self.steps + tuple(c.name for c in self.claims)
 
+    def statement_of(self, point: str | None) -> str:
+        """What holds when `point` (a step or claim of this property; None: the whole property) passes."""
+        if point and point in STEPS and point in self.steps:
+            return f"step `{point}` ({STEPS[point]}) completes"
+        for claim in self.claims:
+            if claim.name == point:
+                return claim.statement
+        return self.statement
+
     def claim(self, name: str) -> Claim:
         for claim in self.claims:
             if claim.name == name:

@@ -101,7 +101,8 @@ def rehearse(
 
 def num_labels(case: Case) -> int:
     """How many values a label can take: classes, or token ids."""
-    return architectures.NUM_LABELS.get(case.task, case.model.vocab_size)
+    labels = architectures.blueprint(case).num_labels
+    return case.model.vocab_size if labels is None else labels
 
 
 def receding_labels(

@@ -19,7 +19,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one thread per xdist worker: 2 workers on 2 cores
 
-from prefixcheck import outcomes  # noqa: E402  (after OMP_NUM_THREADS, before torch loads)
+from prefixcheck import records  # noqa: E402  (after OMP_NUM_THREADS, before torch loads)
 
 _DB = DirectoryBasedExampleDatabase(".hypothesis/examples")
 _COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -65,7 +65,7 @@ def scaled(prop: str) -> settings:
 
 
 def _parts_dir(config) -> str:
-    return str(outcomes.reports_dir() / "parts" / os.environ["PREFIXCHECK_RUN_ID"])
+    return str(records.reports_dir() / "parts" / os.environ["PREFIXCHECK_RUN_ID"])
 
 
 def _runs_properties(config) -> bool:
@@ -95,11 +95,11 @@ def pytest_configure(config):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    start = outcomes.RECORDER.mark()
+    start = records.RECORDER.mark()
     try:
         return (yield)
     except BaseException:
-        outcomes.RECORDER.forget_shrinking(start)
+        records.RECORDER.forget_shrinking(start)
         raise
 
 
@@ -110,8 +110,8 @@ def pytest_report_header(config):
 
 
 def _pinned(versions: dict) -> bool:
-    """Whether this run's peft/transformers are the pair this project pins (matrix/cells.toml)."""
-    from matrix.cells import load
+    """Whether this run's peft/transformers are the pair this project pins (matrix/grid/cells.toml)."""
+    from matrix.grid.cells import load
 
     good = load().known_good()
     return (versions.get("peft"), versions.get("transformers")) == (good.peft, good.transformers)
@@ -136,16 +136,16 @@ def _run_context() -> dict:
     Worked out where torch, transformers and PEFT are already imported (each xdist worker, or the
     only process), so the xdist controller never imports them after the last test just to write
     the summary (measured: 5-9 s of serial time at the end of a 2-worker run)."""
-    from prefixcheck import architectures, coverage, known_issues
+    from prefixcheck import architectures, coverage, registry
     from prefixcheck.architectures import discovery
-    from prefixcheck.versions import features, satisfies
+    from prefixcheck.versions import features
     from tests.properties._common import TASKS
 
     archs = architectures.available_architectures()
     tiers = ("tiny", "wide") if PROFILE == "nightly" else ("tiny",)
     expected = coverage.expected(archs, TASKS, features().cuda, tiers)
     context = {
-        "live_entries": [i.id for i in known_issues.REGISTRY if all(satisfies(p, s) for p, s in i.affects.items())],
+        "live_entries": registry.default().live(),
         "expected_coverage": {axis: sorted(values) for axis, values in expected.items()},
     }
     if architectures.family_set() == "all":
@@ -154,72 +154,70 @@ def _run_context() -> dict:
     return context
 
 
-def pytest_sessionfinish(session, exitstatus):
-    parts = _parts_dir(session.config)
-    worker = getattr(session.config, "workerinput", None)
-    if worker is not None:
-        outcomes.RECORDER.write_part(os.path.join(parts, f"{worker['workerid']}.json"))
-        _write_observed(os.path.join(parts, f"tolerances-{worker['workerid']}.json"))
-        if outcomes.RECORDER.outcomes:
-            with open(os.path.join(parts, f"context-{worker['workerid']}.json"), "w") as f:
-                json.dump(_run_context(), f)
-        if outcomes.LEGACY_ROWS:
-            with open(os.path.join(parts, f"legacy-{worker['workerid']}.json"), "w") as f:
-                json.dump(outcomes.LEGACY_ROWS, f)
-        return
-    recorder = outcomes.Recorder()
-    recorder.records.update(outcomes.RECORDER.records)  # what ran here (all of it without xdist)
+def _write_part(parts: str, worker: str) -> None:
+    """A worker's share of the report: its records, tolerances, legacy rows and the run's context."""
+    records.RECORDER.write_part(os.path.join(parts, f"{worker}.json"))
+    _write_observed(os.path.join(parts, f"tolerances-{worker}.json"))
+    if records.RECORDER.outcomes:
+        with open(os.path.join(parts, f"context-{worker}.json"), "w") as f:
+            json.dump(_run_context(), f)
+    if records.RECORDER.legacy:
+        with open(os.path.join(parts, f"legacy-{worker}.json"), "w") as f:
+            json.dump(records.RECORDER.legacy, f)
+
+
+def _merge_parts(parts: str) -> tuple[records.Recorder, dict, dict | None]:
+    """Every worker's records, legacy rows and tolerances merged with this process's; the context."""
+    recorder = records.Recorder()
+    recorder.records.update(records.RECORDER.records)  # what ran here (all of it without xdist)
+    recorder.legacy = list(records.RECORDER.legacy)
     observed = _observed()
-    legacy_rows = list(outcomes.LEGACY_ROWS)
     context = None
     if os.path.isdir(parts):
         for name in sorted(os.listdir(parts)):
+            text = open(os.path.join(parts, name)).read()
             if name.startswith("tolerances-"):
-                for reason, (seen, atol) in json.loads(open(os.path.join(parts, name)).read()).items():
+                for reason, (seen, atol) in json.loads(text).items():
                     kept_seen, kept_atol = observed.get(reason, (0.0, atol))
                     if seen / atol >= kept_seen / kept_atol:  # the pass that used most of its atol
                         observed[reason] = (seen, atol)
             elif name.startswith("legacy-"):
-                legacy_rows += json.loads(open(os.path.join(parts, name)).read())
+                recorder.legacy += json.loads(text)
             elif name.startswith("context-"):
-                context = json.loads(open(os.path.join(parts, name)).read())  # the same from every worker
+                context = json.loads(text)  # the same from every worker
             else:
                 recorder.load_part(os.path.join(parts, name))
         shutil.rmtree(parts, ignore_errors=True)
-    if not recorder.outcomes and not legacy_rows:
+    return recorder, observed, context
+
+
+def pytest_sessionfinish(session, exitstatus):
+    parts = _parts_dir(session.config)
+    worker = getattr(session.config, "workerinput", None)
+    if worker is not None:
+        _write_part(parts, worker["workerid"])
+        return
+    recorder, observed, context = _merge_parts(parts)
+    if not recorder.outcomes and not recorder.legacy:
         return  # only self-tests or nothing ran: keep the last property summary
     context = context or _run_context()
-    summary = outcomes.summary(recorder, live_entries=context["live_entries"])
-    summary["hypothesis_profile"] = PROFILE
-    if legacy_rows:
-        summary["legacy"] = outcomes.legacy_section(sorted(legacy_rows, key=lambda r: (r["producer"], r["case"])))
-        for row in summary["legacy"]["failed"]:  # failures like any other: counted, diffed by signature
-            summary["failures"].append(
-                {
-                    "property": "legacy-artifacts",
-                    "case": f"{row['producer']}/{row['case']}",
-                    "kind": row["verdict"],
-                    "error": row["why"][:300],
-                    "describe": row["describe"],
-                }
-            )
-            summary["totals"]["failed"] += 1
-    summary["derandomized"] = bool(PROFILES[PROFILE].get("derandomize"))  # the same cases in every run
-    # who ran it: `matrix validate` sets a fresh id per run and refuses a summary with another one
-    summary["run_id"] = os.environ.get("PREFIXCHECK_RUN_ID", "")
-    for key in ("discovered_families", "skipped_families"):
-        if key in context:
-            summary[key] = context[key]
-    expected = {axis: set(values) for axis, values in context["expected_coverage"].items()}
-    from prefixcheck import coverage  # light: no torch
+    from prefixcheck import summary as summary_mod  # light: no torch
 
-    summary["coverage_gaps"] = coverage.gaps(summary["coverage"], expected)
-    # per tolerance entry, the pass that used the largest share of its atol (the headroom the README states)
-    summary["tolerance_headroom"] = {r: {"max_seen": s, "atol": a} for r, (s, a) in sorted(observed.items())}
-    path = outcomes.reports_dir() / "summary.json"
+    facts = summary_mod.RunFacts(
+        profile=PROFILE,
+        derandomized=bool(PROFILES[PROFILE].get("derandomize")),
+        run_id=os.environ.get("PREFIXCHECK_RUN_ID", ""),
+        live_entries=context["live_entries"],
+        expected_coverage=context["expected_coverage"],
+        discovered_families=context.get("discovered_families"),
+        skipped_families=context.get("skipped_families"),
+        observed=observed,
+    )
+    summary = summary_mod.build(recorder, facts)
+    path = records.reports_dir() / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    path.with_suffix(".md").write_text(outcomes.markdown(summary, path.parent.name, _pinned(summary["versions"])))
+    path.with_suffix(".md").write_text(summary_mod.markdown(summary, path.parent.name, _pinned(summary["versions"])))
     totals = summary["totals"]
     session.config._prefix_summary_line = (
         f"prefix-roundtrip summary: {path} ({totals['passed']} passed, {totals['failed']} failed, "

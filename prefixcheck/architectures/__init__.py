@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from functools import cache
 
+from ..case import Blueprint, ModelSpec
 from . import discovery
 from .curated import (
     _AUTO_MAPPING,
@@ -64,6 +65,32 @@ def get(name: str) -> Architecture:
     return found
 
 
+def blueprint(case) -> Blueprint:
+    """What building and judging `case`'s model needs of its architecture, as plain data (the
+    engine reads nothing else of this package; a reproduction script carries it)."""
+    return _blueprint(case.model, case.task)
+
+
+@cache
+def _blueprint(model: ModelSpec, task: str) -> Blueprint:
+    arch = get(model.arch)
+    config, head = arch.config_kwargs(model), arch.task_kwargs(task)
+    clash = sorted(set(config) & set(head))
+    if clash:  # one config field from two places: a bug of the architecture's recipe
+        raise TypeError(f"{arch.name}: the task's config fields {clash} are set by the model's recipe too")
+    width = arch.peft_num_layers(model) * 2 * arch.peft_token_dim(model) if arch.curated else None
+    return Blueprint(
+        model_type=arch.model_type,
+        config={**config, **head},
+        auto_class=AUTO_CLASS[task],
+        pad_token_id=PAD,
+        num_labels=NUM_LABELS.get(task),
+        prefix_width=width,
+        positions=arch.positions,
+        encoder_style=arch.encoder_style,
+    )
+
+
 __all__ = [
     "ARCHITECTURES",
     "AUTO_CLASS",
@@ -80,6 +107,7 @@ __all__ = [
     "Architecture",
     "_AUTO_MAPPING",
     "available_architectures",
+    "blueprint",
     "by_name",
     "discovery",
     "family_set",

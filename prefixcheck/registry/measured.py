@@ -4,11 +4,11 @@ disagrees with them.
 
 The registry (known_issues.toml) declares which versions an entry affects; this file says what
 was measured, with the date: the entry's witness (one example that hit it) run on released
-versions along an axis of matrix/cells.toml, each version's verdict, and from those the first
+versions along an axis of matrix/grid/cells.toml, each version's verdict, and from those the first
 bad, last good and first fixed release. A version measured *bad* (the entry's own failure at its
 place) that the declared range excludes, or measured *good* (the place ran and held) that the
 range includes, is a disagreement: a flag for whoever keeps the registry (`python -m
-prefixcheck.known_issues` lists them), never a failure of the suite, since this file may lag.
+prefixcheck.registry` lists them), never a failure of the suite, since this file may lag.
 
     {"schema": 1, "entries": {ID: {
         "date": "YYYY-MM-DD",
@@ -18,7 +18,7 @@ prefixcheck.known_issues` lists them), never a failure of the suite, since this 
             "details": {version: text}, "first_bad", "last_good", "first_fixed", "last_bad",
             "observed": the failure line of the first bad version}}}}}
 
-Only the standard library and prefixcheck.versions are imported here.
+Only the standard library, prefixcheck.verdicts and prefixcheck.versions are imported here.
 """
 
 from __future__ import annotations
@@ -26,19 +26,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .versions import VersionSpecError, satisfies
+from ..verdicts import BAD, GOOD, MEASURED_VERDICTS
+from ..versions import VersionSpecError, satisfies
 
 MEASURED_FILE = Path(__file__).with_name("known_issues_measured.json")
 SCHEMA = 1
 AXES = ("peft", "transformers")
-BAD, GOOD = "bad", "good"
-# the entry's own failure at a version its declared range excludes, where another entry that does
-# cover that version explains it as well: the registry already accounts for it there, so it is
-# evidence neither against this entry's bounds nor for them
-ANOTHER = "another entry"
-# what a version can give: bad and good decide; the rest say why this version could not
-UNDECIDED = ("other failure", ANOTHER, "inconclusive", "blocked", "unsupported", "could not run")
-VERDICTS = (BAD, GOOD, *UNDECIDED)
 _BOUNDS = ("first_bad", "last_good", "first_fixed", "last_bad")
 
 
@@ -109,7 +102,7 @@ def _check(entries: object, where: str) -> dict[str, dict]:
             if not isinstance(facts, dict) or not isinstance(facts.get("tested"), dict):
                 raise bad(f"entry {issue!r}, axis {axis}: 'tested' missing")
             for version, verdict in facts["tested"].items():
-                if verdict not in VERDICTS:
+                if verdict not in MEASURED_VERDICTS:
                     raise bad(f"entry {issue!r}, axis {axis}: {version}: unknown verdict {verdict!r}")
                 pair = facts.get("versions", {}).get(version)
                 if not isinstance(pair, dict):
@@ -139,7 +132,7 @@ def load(path: str | Path | None = None) -> dict[str, dict]:
 
 def save(updates: dict[str, dict], path: str | Path | None = None) -> dict[str, dict]:
     """Merge `updates` into the file (default MEASURED_FILE): an entry's new record replaces its
-    old one (matrix.registry_bounds.merged_record keeps the axes not measured again)."""
+    old one (matrix.registry.measure.merged_record keeps the axes not measured again)."""
     path = Path(path or MEASURED_FILE)
     entries = {**load(path), **updates}
     _check(entries, str(path))

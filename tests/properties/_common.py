@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import os
 
-from prefixcheck import architectures, properties
+from prefixcheck import architectures, pinned, properties
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 
 # Split every property by task so pytest-xdist spreads the work over both cores and every task
@@ -37,34 +37,10 @@ SEED_CASES = {"projection": SEED_CASE, "no-projection": SEED_CASE_NO_PROJECTION}
 
 
 # -- every family, each its own test item --------------------------------------------------
-# One fixed small case per architecture x task x projection, in its own test item, so a failure
-# of one family (at build time, or anywhere) never stops another from being judged. The property
-# each cell runs rotates through the task's properties, so every property meets many families.
-_PINNED_LAYOUT = {
-    architectures.MHA: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=4, head_dim=4),
-    architectures.GQA: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=2, head_dim=4),
-    architectures.EXPLICIT: AttentionLayout(hidden_size=16, num_heads=2, num_kv_heads=1, head_dim=8),
-    architectures.MQA: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=1, head_dim=4),
-    architectures.INNER: AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=4, head_dim=4),
-}
-PINNED_NVT = 3
-
-
-def _pinned_model(arch) -> ModelSpec:
-    if arch.curated:
-        layout = _PINNED_LAYOUT[arch.family]
-        if layout.head_dim not in arch.head_dims:  # GPT-NeoX: rotary width must stay even
-            hd = arch.head_dims[0]
-            layout = AttentionLayout(layout.num_heads * hd, layout.num_heads, layout.num_kv_heads, hd)
-        return ModelSpec(arch=arch.name, num_layers=2, layout=layout)
-    layers = 2 if 2 in arch.layer_counts else arch.layer_counts[0]
-    return ModelSpec(arch=arch.name, num_layers=layers, layout=arch.layouts[0])
-
-
-# multi-adapter's second adapter in the every-family cells
-SECOND_PREFIX = PrefixSpec(num_virtual_tokens=2, adapter_name="second")
-
-
+# One fixed small case per architecture x task x projection (prefixcheck.pinned.EVERY_FAMILY), in
+# its own test item, so a failure of one family (at build time, or anywhere) never stops another
+# from being judged. The property each cell runs rotates through the task's properties, so every
+# property meets many families.
 EVERY_FAMILY_MODES = ("rotate", "all")
 # the properties whose claims are the input paths (ids vs embeddings, masks, positions, padding
 # sides, labels; greedy, beam, repeated and embeds generate(), no cache): every cell runs them
@@ -103,19 +79,8 @@ def every_family_cells(mode: str | None = None) -> list[tuple[str, Case]]:
             for projection in (False, True):
                 i = turn[task]
                 turn[task] += 1
-                case = Case(
-                    model=_pinned_model(arch),
-                    task=task,
-                    prefix=PrefixSpec(num_virtual_tokens=PINNED_NVT, prefix_projection=projection),
-                    recipe=Recipe(
-                        steps=2,
-                        learning_rate=1e-2,
-                        batch_size=2,
-                        seq_len=5,
-                        padding_side=("left", "right")[i % 2],
-                        num_padded=1,
-                    ),  # fmt: skip
-                    seed=i,
+                case = pinned.case(
+                    arch, task, projection, pinned.EVERY_FAMILY, seed=i, padding_side=("left", "right")[i % 2]
                 )
                 # rotate: the input-path properties on every cell (the pinned cross-product: each
                 # family x task x projection through every input path), and the turning one

@@ -14,9 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefixcheck.checks import run_property
+from prefixcheck.case import SECOND_ADAPTER
+from prefixcheck.runner import run_property
 from prefixcheck.versions import features
-from strategies import SECOND_ADAPTER, cases, prefix_specs
+from strategies import cases, prefix_specs
 from tests.properties._common import tasks_of
 
 needs_cuda = pytest.mark.skipif(not features().cuda, reason="needs a CUDA device (none here)")

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from prefixcheck.checks import run_property
-from tests.properties._common import SECOND_PREFIX, every_family_cells
+from prefixcheck.case import SECOND_PREFIX
+from prefixcheck.runner import run_property
+from tests.properties._common import every_family_cells
 
 CELLS = every_family_cells()
 

@@ -1,4 +1,4 @@
-"""Adapters saved by older releases load and compute the same here (matrix/legacy.py says how a
+"""Adapters saved by older releases load and compute the same here (matrix/grid/legacy.py says how a
 verdict reads): every committed legacy artifact, one test item each, judged by the matrix's own
 consume step under the installed PEFT and transformers."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from matrix import legacy
-from prefixcheck import outcomes
+from matrix.grid import legacy
+from prefixcheck import records, verdicts
 from prefixcheck.versions import installed
 from tests.conftest import PROFILE
 
@@ -25,13 +25,13 @@ def record():
 
 @pytest.mark.parametrize(("producer", "folder"), FOLDERS, ids=[f"{p}/{f.name}" for p, f in FOLDERS])
 def test_an_adapter_saved_by_an_older_release_loads_and_computes_the_same(producer, folder, record):
-    from matrix.cellwork import consume_one  # imports torch/PEFT: in the test, not at collection
+    from matrix.grid.consume import consume_one  # imports torch/PEFT: in the test, not at collection
 
     label, rows, exact = record
     row = consume_one(folder, producer)
     outcome, why = legacy.judge(row.__dict__, rows.get(f"{producer}/{folder.name}"), exact)
     describe = f"{row.arch} {row.task} projection={row.projection}"
-    outcomes.LEGACY_ROWS.append(
+    records.RECORDER.legacy.append(
         {
             "producer": producer,
             "case": folder.name,
@@ -43,7 +43,7 @@ def test_an_adapter_saved_by_an_older_release_loads_and_computes_the_same(produc
             "record": f"{label}{'' if exact else ' (the newest recorded consumer: these versions have no column)'}",
         }
     )
-    if outcome == "failed":
+    if outcome == verdicts.FAILED:
         pytest.fail(f"adapter saved by {producer} ({describe}): {why}", pytrace=False)
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefixcheck.checks import run_property
+from prefixcheck.runner import run_property
 from strategies import cases
 from tests.properties._common import SEED_CASES, tasks_of
 

@@ -7,14 +7,16 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from prefixcheck import architectures, coverage, outcomes
+from prefixcheck import architectures, coverage, records
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec
 from tests.properties._common import INPUT_PATH_PROPERTIES, TASKS, every_family_cells, tasks_of
 
 pytestmark = pytest.mark.selftest
+ROOT = Path(__file__).resolve().parents[2]  # the faults live in tests/selftest
 
 
 def test_every_available_architecture_task_and_projection_has_its_own_item():
@@ -46,11 +48,11 @@ def test_a_family_broken_at_build_leaves_every_other_family_judged(tmp_path):
     faulty = tmp_path / "fault"
     faulty.mkdir()
     (faulty / "sitecustomize.py").write_text(
-        "from prefixcheck import faults\nfaults.family_cannot_be_built(faults.Patcher(), 'gpt2')\n"
+        "from tests.selftest import faults\nfaults.family_cannot_be_built(faults.Patcher(), 'gpt2')\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
     env.update(
-        PYTHONPATH=os.pathsep.join(p for p in (str(faulty), env.get("PYTHONPATH")) if p),
+        PYTHONPATH=os.pathsep.join(p for p in (str(faulty), str(ROOT), env.get("PYTHONPATH")) if p),
         PREFIXCHECK_FAMILIES="curated",
         PREFIXCHECK_REPORTS=str(tmp_path / "reports"),
         PREFIXCHECK_ENV="broken-family",
@@ -76,8 +78,8 @@ def test_a_family_broken_at_build_leaves_every_other_family_judged(tmp_path):
         assert sum(by_arch[arch].values()) in (4, 5), (arch, by_arch[arch])
 
 
-def _record(case: Case, prop: str = "reload-equality") -> outcomes.ExampleRecord:
-    return outcomes.ExampleRecord(outcome="passed", axes=coverage.axes(prop, case, curated=True))
+def _record(case: Case, prop: str = "reload-equality") -> records.ExampleRecord:
+    return records.ExampleRecord(outcome="passed", axes=coverage.axes(prop, case, curated=True))
 
 
 def test_coverage_counts_every_axis_and_names_what_no_example_reached():

@@ -7,22 +7,28 @@ so a fault can never hide behind the registry: a scenario lists candidate cases 
 causal LMs, BART seq2seq, classification, projection, bf16), and on each install uses the first
 one no registry entry covers at the claim or at a step before it. Every fault must find such a
 case on every install (test_every_fault_is_shown_on_this_install).
+
+The reproduction script of each scenario's case (prefixcheck.repro) runs the same check code: it
+gives the claim the suite's verdict, clean and under the fault (it is run here in this process,
+where the fault is installed, through the script's own `judge()`; tests/selftest/test_reproductions.py
+runs scripts as the standalone processes they are).
 """
 
 from __future__ import annotations
 
 import functools
+import runpy
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
 
-from prefixcheck import faults, outcomes, properties
-from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
-from prefixcheck.checks import run_property
-from prefixcheck.known_issues import StaleKnownIssue, matching
+from prefixcheck import properties, records, registry, repro, verdicts
+from prefixcheck.case import SECOND_ADAPTER, AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
+from prefixcheck.registry import StaleKnownIssue
+from prefixcheck.runner import run_property
 from prefixcheck.versions import features
-from strategies import SECOND_ADAPTER
+from tests.selftest import faults
 
 pytestmark = pytest.mark.selftest
 
@@ -198,18 +204,35 @@ SCENARIOS = (
 BY_ID = {s.id: s for s in SCENARIOS}
 
 
+def matching(prop: str, case: Case):
+    return registry.default().matching(prop, case)
+
+
 @pytest.fixture
 def recorder(monkeypatch, tmp_path):
     """A private outcome recorder and reports folder, so self-tests never touch the summary."""
-    fresh = outcomes.Recorder()
-    monkeypatch.setattr(outcomes, "RECORDER", fresh)
     monkeypatch.setenv("PREFIXCHECK_REPORTS", str(tmp_path / "reports"))
-    return fresh
+    return records.Recorder()
 
 
-def _verdict(recorder: outcomes.Recorder, scenario: Scenario, case: Case) -> list:
+def _verdict(recorder: records.Recorder, scenario: Scenario, case: Case) -> list:
     record = recorder.records[(scenario.prop, case.key)]
     return record.claims.get(scenario.breaks) or record.steps.get(scenario.breaks) or ["passed", None]
+
+
+def _script_verdict(scenario: Scenario, case: Case, folder) -> str:
+    """The verdict the scenario's reproduction script gives its claim, run in this process (where
+    any fault is installed) through the script's own judge()."""
+    path = repro.write(
+        scenario.prop, case, folder / f"{scenario.fault_name}.py", point=scenario.breaks, **scenario.context()
+    )
+    judged, _ = runpy.run_path(str(path), run_name="reproduction")["judge"]()
+    return judged.points.get(scenario.breaks, (verdicts.BLOCKED, None))[0]
+
+
+def _as_the_script_sees_it(verdict: str) -> str:
+    """A script knows no registry: what the suite calls known is a failure there."""
+    return verdicts.FAILED if verdict == verdicts.KNOWN else verdict
 
 
 def _covered(scenario: Scenario, case: Case) -> bool:
@@ -291,44 +314,52 @@ def test_every_fault_is_shown_on_this_install(fault):
 
 
 @pytest.mark.parametrize("sid", sorted(BY_ID))
-def test_clean_run_passes_the_claim(sid, recorder):
+def test_clean_run_passes_the_claim(sid, recorder, tmp_path):
     scenario = BY_ID[sid]
     case = _pick(scenario)
     if scenario.prop == "trainable-reload":
         pytest.skip("the clean behaviour is a known issue on every release; see test_trainable_reload_*")
-    run_property(scenario.prop, case, **scenario.context())
-    clean = outcomes.KNOWN if scenario.kind and _covered(scenario, case) else outcomes.PASSED
+    run_property(scenario.prop, case, recorder=recorder, **scenario.context())
+    clean = verdicts.KNOWN if scenario.kind and _covered(scenario, case) else verdicts.PASSED
     assert _verdict(recorder, scenario, case)[0] == clean, recorder.records
+    assert _script_verdict(scenario, case, tmp_path) == _as_the_script_sees_it(clean), "the script disagrees"
 
 
 @pytest.mark.parametrize("sid", sorted(BY_ID))
-def test_fault_turns_the_claim_red(sid, recorder, monkeypatch):
+def test_fault_turns_the_claim_red(sid, recorder, monkeypatch, tmp_path):
     scenario = BY_ID[sid]
     case = _pick(scenario)
     scenario.fault(monkeypatch.setattr)
     with pytest.raises(Exception) as info:
-        run_property(scenario.prop, case, **scenario.context())
+        run_property(scenario.prop, case, recorder=recorder, **scenario.context())
     assert not isinstance(info.value, StaleKnownIssue), info.value
-    assert _verdict(recorder, scenario, case)[0] == outcomes.FAILED, recorder.records
+    assert _verdict(recorder, scenario, case)[0] == verdicts.FAILED, recorder.records
     assert "Reproduction script" in "\n".join(getattr(info.value, "__notes__", [])), "no reproduction attached"
+    monkeypatch.undo()  # the script gets a fault of its own: some count the saves they see
+    patch = faults.Patcher()
+    scenario.fault(patch)
+    try:
+        assert _script_verdict(scenario, case, tmp_path) == verdicts.FAILED, "the script does not see the fault"
+    finally:
+        patch.undo()
 
 
 def test_trainable_reload_is_known_to_raise_today(recorder):
     """The installed PEFT refuses is_trainable=True for prompt learning: counted as known."""
-    run_property("trainable-reload", BASE)
-    assert recorder.records[("trainable-reload", BASE.key)].outcome == outcomes.KNOWN
+    run_property("trainable-reload", BASE, recorder=recorder)
+    assert recorder.records[("trainable-reload", BASE.key)].outcome == verdicts.KNOWN
 
 
 def test_trainable_reload_entry_goes_stale_when_peft_allows_it(recorder, monkeypatch):
     """If a PEFT release allows it and continued training matches, the suite says the entry is stale."""
     faults.allow_trainable_prompt_learning(monkeypatch.setattr)
     with pytest.raises(StaleKnownIssue, match="looks fixed"):
-        run_property("trainable-reload", BASE)
+        run_property("trainable-reload", BASE, recorder=recorder)
 
 
 def test_trainable_reload_catches_a_faulty_trainable_load(recorder, monkeypatch):
     _TRAINABLE_FAULTY(monkeypatch.setattr)
     with pytest.raises(AssertionError) as info:
-        run_property("trainable-reload", BASE)
+        run_property("trainable-reload", BASE, recorder=recorder)
     assert not isinstance(info.value, StaleKnownIssue)
     assert recorder.records[("trainable-reload", BASE.key)].claims["continued-equals-original"][0] == "failed"

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from prefixcheck import compare as cmp
-from prefixcheck import known_issues, outcomes
+from prefixcheck import mismatch, records, registry, runner, verdicts
+from prefixcheck import summary as summary_mod
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec
-from prefixcheck.example import run
-from prefixcheck.known_issues import Failure, KnownIssue, StaleKnownIssue
+from prefixcheck.registry import Failure, KnownIssue, Registry, StaleKnownIssue, schema, table
 from prefixcheck.versions import VersionSpecError, installed, parse_spec, satisfies
 
 pytestmark = pytest.mark.selftest
@@ -38,18 +38,28 @@ OUTPUT_ENTRY = dataclasses.replace(
 
 @pytest.fixture
 def recorder(monkeypatch, tmp_path):
-    fresh = outcomes.Recorder()
-    monkeypatch.setattr(outcomes, "RECORDER", fresh)
+    """A recorder of this test's own, and its own reports folder (for the reproduction scripts)."""
     monkeypatch.setenv("PREFIXCHECK_REPORTS", str(tmp_path))
-    return fresh
+    return records.Recorder()
+
+
+class Suite:
+    """Examples run as the suite runs them, into the test's recorder, judged by the entries it installs
+    (none installed: the run's own registry)."""
+
+    def __init__(self, recorder: records.Recorder) -> None:
+        self.recorder, self.registry = recorder, None
+
+    def install(self, *entries: KnownIssue) -> None:
+        self.registry = Registry(entries, "test")
+
+    def run(self, prop, case, body):
+        return runner.run_example(prop, case, body, recorder=self.recorder, registry=self.registry)
 
 
 @pytest.fixture
-def registry(monkeypatch):
-    def install(*entries):
-        monkeypatch.setattr(known_issues, "REGISTRY", tuple(entries))
-
-    return install
+def suite(recorder):
+    return Suite(recorder)
 
 
 def _body(load=None, compare=None):
@@ -64,11 +74,11 @@ def _body(load=None, compare=None):
 
 
 def _ignored():
-    raise cmp.PrefixIgnored("reloaded vs trained logits: follows the base model")
+    raise mismatch.PrefixIgnored("reloaded vs trained logits: follows the base model")
 
 
 def _beyond():
-    raise cmp.BeyondTolerance("reloaded vs trained logits: max |diff| 1e-2", 1e-2)
+    raise mismatch.BeyondTolerance("reloaded vs trained logits: max |diff| 1e-2", 1e-2)
 
 
 def _verdicts(recorder):
@@ -76,17 +86,46 @@ def _verdicts(recorder):
 
 
 def test_the_registry_file_is_well_formed():
-    known_issues.validate()
-    assert known_issues.REGISTRY == known_issues.load()
+    schema.validate(registry.default())
+    assert registry.default() == registry.load()
+
+
+def test_every_entry_written_back_as_toml_reads_the_same():
+    """The schema is written once (the records' fields): what `render` writes, `parse` reads back."""
+    for issue in registry.default():
+        assert registry.parse(schema.render(issue)) == (issue,), issue.id
+
+
+def test_a_run_can_judge_by_another_registry_file(tmp_path, monkeypatch):
+    """PREFIXCHECK_REGISTRY names another file, as array-api-tests' --xfails-file; a missing one is one line."""
+    other = tmp_path / "other.toml"
+    other.write_text(GOOD)
+    monkeypatch.setenv(registry.ENV, str(other))
+    assert [i.id for i in registry.default()] == ["x"]
+    monkeypatch.setenv(registry.ENV, str(tmp_path / "nope.toml"))
+    with pytest.raises(registry.RegistryError, match="nope.toml: cannot read the registry") as info:
+        registry.default()
+    assert "\n" not in str(info.value)
+
+
+def test_an_entry_without_bounds_applies_to_every_version():
+    """What measuring an entry's bounds judges by: its `affects` dropped, in a new registry, the run's untouched."""
+    bounded = dataclasses.replace(ENTRY, affects={"peft": "<0.0.1"})
+    reg = Registry((bounded,))
+    assert not reg.matching("reload-equality", CASE)
+    assert [i.id for i in reg.without_bounds(ENTRY.id).matching("reload-equality", CASE)] == [ENTRY.id]
+    assert reg.by_id(ENTRY.id).affects == {"peft": "<0.0.1"}
+    with pytest.raises(KeyError):
+        reg.without_bounds("no-such-entry")
 
 
 def test_every_entry_found_here_carries_a_report_and_every_other_a_reference():
-    for issue in known_issues.REGISTRY:
+    for issue in registry.default():
         assert issue.references or (issue.found_by_suite and len(issue.report) > 200), issue.id
 
 
 def test_the_seed_is_the_first_class_entry():
-    seed = next(i for i in known_issues.REGISTRY if i.id.startswith("peft-2256"))
+    seed = next(i for i in registry.default() if i.id.startswith("peft-2256"))
     assert "https://github.com/huggingface/peft/issues/2256" in seed.references
     assert "https://github.com/huggingface/transformers/pull/35087" in seed.references
     assert seed.places("trainer-best-model") == ("trainer-train",)
@@ -138,71 +177,73 @@ match = "pretend"
     ],
 )
 def test_malformed_entries_are_refused_with_one_line_naming_entry_and_field(old, new, message):
-    assert known_issues.parse(GOOD)  # the unbroken form loads
-    with pytest.raises(known_issues.RegistryError) as info:
-        known_issues.parse(GOOD.replace(old, new, 1), "reg.toml")
+    assert registry.parse(GOOD)  # the unbroken form loads
+    with pytest.raises(registry.RegistryError) as info:
+        registry.parse(GOOD.replace(old, new, 1), "reg.toml")
     assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
 
 
 def test_a_duplicate_id_is_refused():
-    with pytest.raises(known_issues.RegistryError, match="'x', field 'id': duplicate id"):
-        known_issues.parse(GOOD + GOOD)
+    with pytest.raises(registry.RegistryError, match="'x', field 'id': duplicate id"):
+        registry.parse(GOOD + GOOD)
 
 
 def test_a_missing_registry_file_is_one_line(tmp_path):
-    with pytest.raises(known_issues.RegistryError, match="cannot read the registry"):
-        known_issues.load(tmp_path / "nope.toml")
+    with pytest.raises(registry.RegistryError, match="cannot read the registry"):
+        registry.load(tmp_path / "nope.toml")
 
 
-def test_a_matching_failure_at_its_place_counts_as_known(recorder, registry):
-    registry(ENTRY)
-    run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(ValueError("a pretend failure"))))
+def test_a_matching_failure_at_its_place_counts_as_known(recorder, suite):
+    suite.install(ENTRY)
+    suite.run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(ValueError("a pretend failure"))))
     record = recorder.records[("reload-equality", CASE.key)]
     assert record.outcome == "known"
     assert record.steps == {"load": ["known", "test-entry"]}
     assert record.stopped == {"test-entry": ["reloaded-equals-trained"]}  # the claim after the step is blocked
 
 
-def test_the_same_failure_at_another_place_is_not_excused(recorder, registry):
-    registry(dataclasses.replace(ENTRY, fails=(Failure(("reload-equality:build",), "ValueError", match="pretend"),)))
+def test_the_same_failure_at_another_place_is_not_excused(recorder, suite):
+    suite.install(
+        dataclasses.replace(ENTRY, fails=(Failure(("reload-equality:build",), "ValueError", match="pretend"),))
+    )
     with pytest.raises(ValueError) as info:
-        run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(ValueError("a pretend failure"))))
+        suite.run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(ValueError("a pretend failure"))))
     assert "fails this way, but at build, not at load" in "\n".join(info.value.__notes__)
 
 
-def test_a_passing_place_under_an_entry_is_reported_stale(recorder, registry):
-    registry(ENTRY)
+def test_a_passing_place_under_an_entry_is_reported_stale(recorder, suite):
+    suite.install(ENTRY)
     with pytest.raises(StaleKnownIssue, match="test-entry.*looks fixed"):
-        run("reload-equality", CASE, _body())
+        suite.run("reload-equality", CASE, _body())
     assert recorder.records[("reload-equality", CASE.key)].outcome == "failed"
 
 
-def test_a_different_failure_is_not_excused(recorder, registry):
-    registry(ENTRY)
+def test_a_different_failure_is_not_excused(recorder, suite):
+    suite.install(ENTRY)
     with pytest.raises(RuntimeError) as info:
-        run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(RuntimeError("something else"))))
+        suite.run("reload-equality", CASE, _body(load=lambda: (_ for _ in ()).throw(RuntimeError("something else"))))
     notes = "\n".join(info.value.__notes__)
     assert "known issue test-entry applies at reload-equality:load but expects ValueError" in notes
     assert "Reproduction script" in notes
 
 
-def test_an_output_entry_never_absorbs_another_kind(recorder, registry):
-    registry(OUTPUT_ENTRY)
-    run("reload-equality", CASE, _body(compare=_ignored))
+def test_an_output_entry_never_absorbs_another_kind(recorder, suite):
+    suite.install(OUTPUT_ENTRY)
+    suite.run("reload-equality", CASE, _body(compare=_ignored))
     assert _verdicts(recorder)["reloaded-equals-trained"] == ["known", "output-entry"]
-    with pytest.raises(cmp.BeyondTolerance):
-        run("reload-equality", CASE.replace(seed=9), _body(compare=_beyond))
+    with pytest.raises(mismatch.BeyondTolerance):
+        suite.run("reload-equality", CASE.replace(seed=9), _body(compare=_beyond))
 
 
 def test_an_exception_entry_never_absorbs_an_output_failure():
     entry = Failure(("reload-equality:reloaded-equals-trained",), exception="AssertionError", match="logits")
-    assert not entry.matches(cmp.PrefixIgnored("reloaded vs trained logits"))
+    assert not entry.matches(mismatch.PrefixIgnored("reloaded vs trained logits"))
 
 
-def test_a_known_hit_stops_only_what_depends_on_it(recorder, registry):
+def test_a_known_hit_stops_only_what_depends_on_it(recorder, suite):
     """prefix-acts: the disable step fails known; the independent claim is still checked."""
     entry = dataclasses.replace(ENTRY, fails=(Failure(("prefix-acts:disable",), "ValueError", match="pretend"),))
-    registry(entry)
+    suite.install(entry)
 
     def body(ex, case):
         ex.check("prefix-changes-outputs", lambda: None)
@@ -210,7 +251,7 @@ def test_a_known_hit_stops_only_what_depends_on_it(recorder, registry):
             "disable-restores-base", lambda: ex.step("disable", lambda: (_ for _ in ()).throw(ValueError("pretend")))
         )
 
-    run("prefix-acts", CASE, body)
+    suite.run("prefix-acts", CASE, body)
     record = recorder.records[("prefix-acts", CASE.key)]
     assert record.claims == {
         "prefix-changes-outputs": ["passed", None],
@@ -218,14 +259,14 @@ def test_a_known_hit_stops_only_what_depends_on_it(recorder, registry):
     }
 
 
-def test_a_body_that_skips_a_claim_is_a_suite_bug(recorder):
+def test_a_body_that_skips_a_claim_is_a_suite_bug(recorder, suite):
     with pytest.raises(RuntimeError, match="never checked claim 'disable-restores-base'"):
-        run("prefix-acts", CASE, lambda ex, case: ex.check("prefix-changes-outputs", lambda: None))
+        suite.run("prefix-acts", CASE, lambda ex, case: ex.check("prefix-changes-outputs", lambda: None))
 
 
-def test_an_independent_claim_still_fails_after_a_known_hit(recorder, registry):
+def test_an_independent_claim_still_fails_after_a_known_hit(recorder, suite):
     entry = dataclasses.replace(ENTRY, fails=(Failure(("prefix-acts:disable",), "ValueError", match="pretend"),))
-    registry(entry)
+    suite.install(entry)
 
     def body(ex, case):
         ex.check("prefix-changes-outputs", _ignored)
@@ -233,28 +274,28 @@ def test_an_independent_claim_still_fails_after_a_known_hit(recorder, registry):
             "disable-restores-base", lambda: ex.step("disable", lambda: (_ for _ in ()).throw(ValueError("pretend")))
         )
 
-    with pytest.raises(cmp.PrefixIgnored):
-        run("prefix-acts", CASE, body)
+    with pytest.raises(mismatch.PrefixIgnored):
+        suite.run("prefix-acts", CASE, body)
     record = recorder.records[("prefix-acts", CASE.key)]
     assert record.claims["prefix-changes-outputs"] == ["failed", None]
     assert record.claims["disable-restores-base"] == ["blocked", "test-entry"]
 
 
-def test_an_inconclusive_claim_is_neither_a_pass_nor_stale(recorder, registry):
-    registry(OUTPUT_ENTRY)
+def test_an_inconclusive_claim_is_neither_a_pass_nor_stale(recorder, suite):
+    suite.install(OUTPUT_ENTRY)
 
     def weak():
-        raise cmp.Inconclusive("the prefix moves these outputs by only 1e-9")
+        raise mismatch.Inconclusive("the prefix moves these outputs by only 1e-9")
 
-    run("reload-equality", CASE, _body(compare=weak))
+    suite.run("reload-equality", CASE, _body(compare=weak))
     record = recorder.records[("reload-equality", CASE.key)]
     assert record.outcome == "inconclusive" and record.claims["reloaded-equals-trained"] == ["inconclusive", None]
 
 
-def test_the_most_specific_entry_wins_and_the_others_are_named(recorder, registry):
+def test_the_most_specific_entry_wins_and_the_others_are_named(recorder, suite):
     broad = dataclasses.replace(OUTPUT_ENTRY, id="broad", cases={})
-    registry(broad, OUTPUT_ENTRY)
-    run("reload-equality", CASE, _body(compare=_ignored))
+    suite.install(broad, OUTPUT_ENTRY)
+    suite.run("reload-equality", CASE, _body(compare=_ignored))
     record = recorder.records[("reload-equality", CASE.key)]
     assert record.claims["reloaded-equals-trained"] == ["known", "output-entry"]
     assert record.also == {"output-entry": ["broad"]}
@@ -288,11 +329,11 @@ def test_unknown_version_specs_get_a_one_line_error(package, spec):
 
 def _rec(outcome, issue=None):
     claims = {"reloaded-equals-trained": [outcome, issue]}
-    return outcomes.ExampleRecord(outcome, claims=claims, stopped={issue: ["reloaded-equals-trained"]} if issue else {})
+    return records.ExampleRecord(outcome, claims=claims, stopped={issue: ["reloaded-equals-trained"]} if issue else {})
 
 
 def test_counts_are_per_example_and_shrinking_is_forgotten():
-    rec = outcomes.Recorder()
+    rec = records.Recorder()
     cases = [CASE.replace(seed=i) for i in range(6)]
     for c in cases[:2]:
         rec.record("reload-equality", c, _rec("passed"))
@@ -304,19 +345,19 @@ def test_counts_are_per_example_and_shrinking_is_forgotten():
     rec.record("reload-equality", cases[0], _rec("passed"))  # a replayed example keeps one count
     rec.record("reload-equality", cases[4], _rec("failed"))  # the minimal example: kept
     rec.forget_shrinking(start)
-    counts = outcomes.counts(rec)["reload-equality"]
+    counts = summary_mod.counts(rec)["reload-equality"]
     assert (counts["passed"], counts["failed"], counts["known"]) == (3, 2, {})
     assert counts["claims"]["reloaded-equals-trained"] == {"passed": 3, "failed": 2}
 
 
 def test_summary_names_versions_counts_hits_and_unused_entries(tmp_path):
-    rec = outcomes.Recorder()
+    rec = records.Recorder()
     rec.record("saved-shapes", CASE, _rec("passed"))
     rec.record("saved-shapes", CASE.replace(seed=1), _rec("known", "some-entry"))
     rec.write_part(tmp_path / "part.json")
-    merged = outcomes.Recorder()
+    merged = records.Recorder()
     merged.load_part(tmp_path / "part.json")
-    summary = outcomes.summary(merged, live_entries=[ENTRY.id])
+    summary = summary_mod.build(merged, summary_mod.RunFacts("ci", True, live_entries=[ENTRY.id]))
     assert summary["versions"] == installed()
     slot = summary["properties"]["saved-shapes"]
     assert (slot["passed"], slot["failed"], slot["known"]) == (1, 0, {"some-entry": 1})
@@ -328,10 +369,10 @@ def test_summary_names_versions_counts_hits_and_unused_entries(tmp_path):
 
 def _hit(issue: str, point: str, curated: bool = True):
     """An example that hit `issue` at step `point` (blocking the claim after it)."""
-    record = outcomes.ExampleRecord(
-        outcomes.KNOWN,
-        claims={"disable-restores-base": [outcomes.BLOCKED, issue]},
-        steps={point: [outcomes.KNOWN, issue]},
+    record = records.ExampleRecord(
+        verdicts.KNOWN,
+        claims={"disable-restores-base": [verdicts.BLOCKED, issue]},
+        steps={point: [verdicts.KNOWN, issue]},
         stopped={issue: ["disable-restores-base"]},
     )
     record.axes = {"families": ["curated" if curated else "discovered"]}
@@ -353,14 +394,14 @@ def test_the_witness_is_the_same_whatever_order_and_split_the_examples_ran_in(tm
     witnesses = set()
     for seed in range(4):
         shuffled = random.Random(seed).sample(runs, len(runs))
-        merged = outcomes.Recorder()
+        merged = records.Recorder()
         for part, chunk in enumerate((shuffled[: seed + 1], shuffled[seed + 1 :])):  # two "workers"
-            worker = outcomes.Recorder()
+            worker = records.Recorder()
             for prop, case, record in chunk:
-                worker.record(prop, case, outcomes.ExampleRecord(**vars(record)))
+                worker.record(prop, case, records.ExampleRecord(**vars(record)))
             worker.write_part(tmp_path / f"{seed}-{part}.json")
             merged.load_part(tmp_path / f"{seed}-{part}.json")
-        witness = outcomes.summary(merged)["known_hits"][issue]["witness"]
+        witness = summary_mod.build(merged, summary_mod.RunFacts("ci", True))["known_hits"][issue]["witness"]
         witnesses.add(json.dumps(witness, sort_keys=True))
     assert len(witnesses) == 1
     witness = json.loads(witnesses.pop())
@@ -373,12 +414,11 @@ def test_the_witness_is_the_same_whatever_order_and_split_the_examples_ran_in(tm
     }
 
 
-def test_readme_lists_the_registry_as_it_is():
-    from pathlib import Path
+def test_the_known_issues_page_lists_the_registry_as_it_is():
+    from prefixcheck.registry import cli
 
-    readme = Path(__file__).resolve().parents[2] / "README.md"
-    text = readme.read_text()
-    assert known_issues.readme_with_table(text) == text, "run: python -m prefixcheck.known_issues --write-readme"
+    text = cli.DOC.read_text()
+    assert table.with_table(text, registry.default()) == text, "run: python -m prefixcheck.registry --write-doc"
 
 
 def test_every_field_of_a_place_reaches_the_entry():
@@ -388,7 +428,7 @@ def test_every_field_of_a_place_reaches_the_entry():
         '[[issue.fails]]\nat = ["reload-equality:reloaded-equals-trained"]\noutput = "beyond-tolerance"\n'
         "effect_above = 10.0\ncases = { dtype = ['bfloat16'] }",
     )
-    (entry,) = known_issues.parse(text)
+    (entry,) = registry.parse(text)
     exc_place, out_place = entry.fails
     assert exc_place.cases_except == {"named_adapter": (True,)}
     assert (out_place.output, out_place.effect_above, out_place.cases) == (
@@ -406,5 +446,5 @@ def test_a_padded_row_is_judged_only_where_padding_alone_leaves_the_base_model_s
     table = cmp.tolerance(cmp.BATCH_SHAPE, "bfloat16", "cpu")
     assert cmp.batch_shape_tolerance("bfloat16", "cpu", 0.0) == table
     assert cmp.batch_shape_tolerance("bfloat16", "cpu", cmp.CAST_BASE_SHARE * table.atol) == table
-    with pytest.raises(cmp.Inconclusive, match="base model alone moves by 3.125e-02"):
+    with pytest.raises(mismatch.Inconclusive, match="base model alone moves by 3.125e-02"):
         cmp.batch_shape_tolerance("bfloat16", "cpu", 0.03125)  # T5, bf16, width 256, measured
