@@ -5,7 +5,7 @@
 CHANGES is the folder `matrix diff --out` wrote (changes.json); RUN the results it compared (the
 nightly's folder: reports/<env>/ of each property suite with its reproduction scripts, results/
 and artifacts/ of the matrix). For each new failure, in the diff's order, one `python -m matrix
-bisect` (matrix/bisect.py):
+bisect` (matrix/bisect/commands.py):
 - a property-suite failure: its reproduction script as --case, one package moving over the
   releases between the known-good pair and the run's (`suite_arguments` says which, and why);
 - a matrix square that went bad: `--square PRODUCER:CONSUMER --run RUN --row CASE`, once per
@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INDEX = "bisects.json"
 SUMMARY = "bisects.md"
 ARTIFACT = "nightly-bisect"  # what the nightly uploads OUT as (.github/workflows/nightly.yml)
@@ -72,7 +72,7 @@ def _script(failure: dict, run: Path) -> Path:
 
 def suite_arguments(failure: dict, run: Path, good) -> tuple[list[str], str]:
     """`matrix bisect` arguments for a property-suite failure, and one line saying why that range.
-    `good`: the known-good cell (matrix/cells.toml)."""
+    `good`: the known-good cell (matrix/grid/cells.toml)."""
     from packaging.version import Version
 
     versions = failure.get("versions") or {}
@@ -283,31 +283,3 @@ def attachment(folder: Path, room: int, run_url: str = "") -> str:
             return text + f"(The other reports are not attached here: comment size limit. See the {where}.)\n"
         text += opening + _close_fences(body[: left - len(note) - 4]) + note + close
     return text
-
-
-# -- the command ----------------------------------------------------------------------------------------
-def add_arguments(parser) -> None:
-    parser.add_argument("changes", help="the folder `matrix diff --out` wrote (changes.json)")
-    parser.add_argument("--run", required=True, help="the results the diff compared (reports/, results/, artifacts/)")
-    parser.add_argument("--out", default="bisect", help="folder for the reports, logs and bisects.json")
-    parser.add_argument("--limit", type=int, default=3, help="bisects to run at most (default 3)")
-    parser.add_argument("--timeout", type=float, default=1200, help="seconds one bisect may take (default 1200)")
-
-
-def bisect_new_command(args) -> int:
-    from . import cells as cells_mod
-
-    changes_dir, run = Path(args.changes), Path(args.run)
-    if not (changes_dir / "changes.json").is_file():
-        print(f"error: {changes_dir}: no changes.json (the --out of `matrix diff`)", file=sys.stderr)
-        return 2
-    if not run.is_dir():
-        print(f"error: --run {run}: no such results folder", file=sys.stderr)
-        return 2
-    if args.limit < 0 or args.timeout <= 0:
-        print("error: --limit must be 0 or more and --timeout above 0", file=sys.stderr)
-        return 2
-    index = bisect_new(changes_dir, run, Path(args.out), args.limit, args.timeout, cells_mod.load().known_good())
-    ran = sum(e["status"] != "not-bisected" for e in index["entries"])
-    print(f"{ran} of {len(index['entries'])} new failures bisected: {Path(args.out) / INDEX}")
-    return 0

@@ -16,8 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
-from .cells import Cell
-from .diffing import matrix_diff, suite_diff, verdict_text
+from ..grid.cells import Cell
+from .diff import matrix_diff, suite_diff, verdict_text
 
 
 def _moves(before: dict, after: dict) -> str:
@@ -90,7 +90,7 @@ def read_summary(path: Path, run_id: str, proc: subprocess.CompletedProcess, wha
 
 
 def validate(args) -> int:
-    from .envs import ROOT, build_env, in_cell
+    from ..grid.envs import ROOT, build_env, in_cell
 
     out = Path(args.out)
     sides = {

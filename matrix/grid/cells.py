@@ -1,4 +1,4 @@
-"""The matrix cells, read from `matrix/cells.toml` with one-line errors for bad entries."""
+"""The matrix cells, read from `matrix/grid/cells.toml` with one-line errors for bad entries."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ class Cells:
 
     def peft_axis(self) -> list[Cell]:
         """The PEFT axis, oldest first: one cell per PEFT minor (`peft-X.Y.Z`), each with the
-        transformers that was newest when it came out (matrix/releases.py), so both move."""
+        transformers that was newest when it came out (matrix/grid/releases.py), so both move."""
         from packaging.version import Version
 
         axis = [c for c in self._released() if re.fullmatch(r"peft-\d+\.\d+\.\d+", c.name)]

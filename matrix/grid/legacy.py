@@ -32,13 +32,13 @@ from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
-from .cells import pinned_projection
-from .diffing import fold_numbers
+from prefixcheck.verdicts import FAILED, GOOD_ROWS, KNOWN_ISSUE, PASSED, RECORDED, fold_numbers
 
-ROOT = Path(__file__).resolve().parents[1]
+from .cells import pinned_projection
+
+ROOT = Path(__file__).resolve().parents[2]
 LEGACY = ROOT / "tests" / "legacy"
 EXPECTED = LEGACY / "expected.json"
-GOOD = ("pass", "known-issue", "unsupported", "inconclusive")
 SCHEMA = 1
 
 
@@ -114,17 +114,17 @@ def record_for(expected: dict, versions: dict) -> tuple[str, dict, bool]:
 def judge(row: dict, recorded: dict | None, exact: bool) -> tuple[str, str]:
     """(outcome, why) for one consume row against what the matrix recorded for it."""
     verdict = row["verdict"]
-    if verdict in GOOD:
-        if exact and recorded and recorded["verdict"] not in GOOD:
-            return "failed", (
+    if verdict in GOOD_ROWS:
+        if exact and recorded and recorded["verdict"] not in GOOD_ROWS:
+            return FAILED, (
                 f"stale record: the matrix recorded {recorded['verdict']} ({recorded['signature']}) for these "
                 f"versions, and it now gives {verdict}; regenerate tests/legacy (python -m matrix legacy RUN_DIR)"
             )
-        return "passed", verdict if verdict != "known-issue" else f"known-issue {row.get('issue')}"
+        return PASSED, verdict if verdict != KNOWN_ISSUE else f"known-issue {row.get('issue')}"
     if recorded and recorded["verdict"] == verdict and recorded["signature"] == signature(row):
-        return "recorded", f"{verdict} as the matrix records it: {signature(row)}"
+        return RECORDED, f"{verdict} as the matrix records it: {signature(row)}"
     was = f"the matrix recorded {recorded['verdict']}" if recorded else "the matrix has no record of it"
-    return "failed", f"{verdict}: {row.get('detail', '')[:300]} ({was})"
+    return FAILED, f"{verdict}: {row.get('detail', '')[:300]} ({was})"
 
 
 def kept(producer: str, meta: dict) -> bool:

@@ -67,6 +67,21 @@ def verify(folder: Path) -> dict:
     return manifest
 
 
+def code_digest() -> str:
+    """One hash over the code that makes and judges artifacts (the prefixcheck engine, registry,
+    tolerances, architectures; the strategies that draw cases; produce, consume and this module):
+    a verdict or an artifact made by other code is redone, never reused."""
+    here = Path(__file__).parent
+    engine = here.parents[1] / "prefixcheck"
+    files = sorted(engine.rglob("*.py")) + sorted(engine.rglob("*.toml"))
+    files += [here.parents[1] / "strategies" / "__init__.py"]
+    files += [here / "produce.py", here / "consume.py", Path(__file__)]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def digest_of(folders: list[Path]) -> str:
     """One hash over the manifests of many artifact folders (resume: skip unchanged work)."""
     digest = hashlib.sha256()

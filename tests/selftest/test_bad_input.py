@@ -116,7 +116,7 @@ def test_bad_case_descriptions(text, message):
 
 
 def test_matrix_archs_naming_an_unknown_architecture(monkeypatch, capsys):
-    from matrix.__main__ import main as matrix_main
+    from matrix.cli import main as matrix_main
 
     monkeypatch.setenv("MATRIX_ARCHS", "llama,lamma")
     assert matrix_main(["produce", "--out", "unused", "--drawn", "0"]) == 2
@@ -125,12 +125,12 @@ def test_matrix_archs_naming_an_unknown_architecture(monkeypatch, capsys):
 
 
 def test_matrix_archs_keeps_only_the_named_architectures(monkeypatch):
-    from matrix import cellwork
+    from matrix.grid import produce
 
     monkeypatch.setenv("MATRIX_ARCHS", "llama, bart")
-    assert {c.model.arch for c in cellwork.pinned_cases()} == {"llama", "bart"}
+    assert {c.model.arch for c in produce.pinned_cases()} == {"llama", "bart"}
     monkeypatch.delenv("MATRIX_ARCHS")
-    assert {c.model.arch for c in cellwork.pinned_cases()} > {"llama", "bart"}
+    assert {c.model.arch for c in produce.pinned_cases()} > {"llama", "bart"}
 
 
 @pytest.mark.parametrize(
@@ -141,7 +141,7 @@ def test_matrix_archs_keeps_only_the_named_architectures(monkeypatch):
     ],
 )
 def test_matrix_cli_errors_are_one_line(argv, message, capsys, tmp_path, monkeypatch):
-    from matrix.__main__ import main as matrix_main
+    from matrix.cli import main as matrix_main
 
     monkeypatch.chdir(tmp_path)
     assert matrix_main(argv) == 2

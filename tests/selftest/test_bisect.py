@@ -2,7 +2,7 @@
 command's inputs (each bad one a one-line error, exit 2), the report's parts, the square and commit
 modes, and the probe that judges one version inside its environment.
 
-The release index is a fake (matrix.releases.versions_between and friends, injected); a version's
+The release index is a fake (matrix.grid.releases.versions_between and friends, injected); a version's
 verdict is injected too, except in the probe tests (the probe runs here, in-process and once as a
 subprocess) and the opt-in end-to-end commit bisect (BISECT_E2E=1: real uv environments of a PEFT
 git repository built here; see docs/bisect/README.md for its cost).
@@ -22,9 +22,14 @@ from pathlib import Path
 
 import pytest
 
-import matrix
-from matrix import bisect
-from matrix.bisect import Verdict, search
+import matrix.grid
+from matrix.bisect import commands as bisect_commands
+from matrix.bisect import evaluate as bisect_evaluate
+from matrix.bisect import inputs as bisect_inputs
+from matrix.bisect import plan as bisect_plan
+from matrix.bisect import report as bisect_report
+from matrix.bisect.search import Verdict, search
+from prefixcheck import verdicts
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 
 pytestmark = pytest.mark.selftest
@@ -47,7 +52,7 @@ def _by_threshold(versions, first_other: str, before: str, after: str, could_not
     def evaluate(version):
         calls.append(version)
         if version in could_not_run:
-            return Verdict(bisect.COULD_NOT_RUN, "environment: no matching distribution")
+            return Verdict(verdicts.COULD_NOT_RUN, "environment: no matching distribution")
         return before if versions.index(version) < versions.index(first_other) else after
 
     return evaluate, calls
@@ -79,7 +84,7 @@ def test_search_skips_versions_that_cannot_run_ends_included():
     evaluate, calls = _by_threshold(PEFT, "0.18.0", "pass", "fail", could_not_run=cannot)
     result = search(PEFT, evaluate)
     assert [result.versions[i] for i in result.boundary] == ["0.17.0", "0.18.0"]
-    skipped = {v for v, verdict in result.tested if verdict.verdict == bisect.COULD_NOT_RUN}
+    skipped = {v for v, verdict in result.tested if verdict.verdict == verdicts.COULD_NOT_RUN}
     assert skipped <= cannot and "0.15.0" in skipped and "0.15.1" in skipped
     assert all(v.decisive for n, v in result.tested if n not in cannot)
 
@@ -95,7 +100,7 @@ def test_search_without_a_boundary():
     result = search(PEFT, lambda v: "fail")
     assert result.boundary is None and result.direction is None
     assert [v for v, _ in result.tested] == [PEFT[0], PEFT[-1]]  # equal ends: nothing to halve
-    nothing = search(PEFT, lambda v: Verdict(bisect.COULD_NOT_RUN))
+    nothing = search(PEFT, lambda v: Verdict(verdicts.COULD_NOT_RUN))
     assert nothing.boundary is None and not nothing.decisive and len(nothing.tested) == len(PEFT)
 
 
@@ -110,8 +115,8 @@ def test_inconclusive_and_blocked_do_not_decide():
 # -- the command, with a fake index and injected verdicts -----------------------------------------
 @pytest.fixture
 def releases(monkeypatch):
-    """A fake matrix.releases (the interface bisect codes against)."""
-    fake = types.ModuleType("matrix.releases")
+    """A fake matrix.grid.releases (the interface bisect codes against)."""
+    fake = types.ModuleType("matrix.grid.releases")
 
     class ReleasesError(ValueError):
         pass
@@ -131,14 +136,14 @@ def releases(monkeypatch):
     fake.accelerate_for = lambda peft, transformers, *, fetch=None: "1.15.0"
     fake.extras_for = lambda peft, transformers: []
     fake.release_history = lambda package, *, fetch=None: [types.SimpleNamespace(version=v) for v in lists[package]]
-    monkeypatch.setitem(sys.modules, "matrix.releases", fake)
-    monkeypatch.setattr(matrix, "releases", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "matrix.grid.releases", fake)
+    monkeypatch.setattr(matrix.grid, "releases", fake, raising=False)
     return fake
 
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bisect.add_arguments(parser)
+    bisect_commands.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -172,7 +177,7 @@ FAIL_DATA = {
 def _fake_probe(first_pass: str, versions=PEFT, known=True, script: Path | None = None, cannot=()):
     def evaluate(version):
         if version in cannot:
-            return Verdict(bisect.COULD_NOT_RUN, "environment: Because peft==X depends on transformers>=9")
+            return Verdict(verdicts.COULD_NOT_RUN, "environment: Because peft==X depends on transformers>=9")
         if versions.index(version) >= versions.index(first_pass):
             return Verdict("pass", f"{PROP}:{CLAIM}", {"verdict": "pass", "point": CLAIM, "versions": {}})
         data = {**FAIL_DATA, "versions": {**FAIL_DATA["versions"], "peft": version}}
@@ -180,7 +185,7 @@ def _fake_probe(first_pass: str, versions=PEFT, known=True, script: Path | None 
             data["known"], data["matching"] = None, []
         if script:
             data["script"] = str(script)
-        return Verdict("fail", bisect.describe(data), data)
+        return Verdict("fail", bisect_evaluate.describe(data), data)
 
     return evaluate
 
@@ -189,7 +194,7 @@ def test_command_prints_one_line_per_version_and_the_boundary_last(releases, cas
     lines = []
     script = tmp_path / "repro.py"
     script.write_text('print("FAILED: left-padded row")\n')
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args(
             "--property",
             PROP,
@@ -222,7 +227,7 @@ def test_command_prints_one_line_per_version_and_the_boundary_last(releases, cas
 
 def test_command_exits_1_when_every_version_agrees(releases, case_file, tmp_path):
     lines = []
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args(
             "--property",
             PROP,
@@ -244,7 +249,7 @@ def test_command_exits_1_when_every_version_agrees(releases, case_file, tmp_path
 
 
 def test_command_exits_2_when_nothing_can_run(releases, case_file, tmp_path, capsys):
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args(
             "--property",
             PROP,
@@ -257,7 +262,7 @@ def test_command_exits_2_when_nothing_can_run(releases, case_file, tmp_path, cap
             "--out",
             str(tmp_path),
         ),
-        evaluate=lambda v: Verdict(bisect.COULD_NOT_RUN, "environment: broken"),
+        evaluate=lambda v: Verdict(verdicts.COULD_NOT_RUN, "environment: broken"),
         out=lambda line: None,
     )
     err = capsys.readouterr().err.strip().splitlines()
@@ -342,7 +347,7 @@ def _seq_cls(tmp_path):
 def test_bad_inputs_are_one_line_errors_with_exit_2(releases, case_file, tmp_path, capsys):
     for name, (argv, expected) in _bad_inputs(tmp_path, case_file).items():
         called = []
-        rc = bisect.bisect_command(
+        rc = bisect_commands.bisect_command(
             _args(*argv), evaluate=lambda v, called=called: called.append(v) or "pass", out=lambda line: None
         )
         captured = capsys.readouterr()
@@ -360,7 +365,7 @@ def test_bad_git_refs(releases, case_file, tmp_path, capsys):
         ("HEAD", "HEAD", "same commit"),
         ("HEAD", "HEAD~2", "not an ancestor"),
     ):
-        rc = bisect.bisect_command(
+        rc = bisect_commands.bisect_command(
             _args(
                 "--property",
                 PROP,
@@ -383,8 +388,8 @@ def test_bad_git_refs(releases, case_file, tmp_path, capsys):
 
 
 def test_the_real_release_module_through_a_fake_index(monkeypatch, case_file, tmp_path):
-    """matrix/releases.py itself (not the fake), answering from recorded simple-API pages."""
-    releases = pytest.importorskip("matrix.releases")
+    """matrix/grid/releases.py itself (not the fake), answering from recorded simple-API pages."""
+    releases = pytest.importorskip("matrix.grid.releases")
 
     def page(package, versions):
         return {
@@ -407,7 +412,7 @@ def test_the_real_release_module_through_a_fake_index(monkeypatch, case_file, tm
         "0.21.2",
     ]
     lines = []
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args(
             "--property",
             PROP,
@@ -433,27 +438,27 @@ def test_case_from_a_reproduction_script_and_a_failure_record(tmp_path):
 
     script = tmp_path / "input-paths-x.py"
     repro.write(PROP, CASE, script, point=CLAIM)
-    source = bisect.read_case(str(script))
+    source = bisect_inputs.read_case(str(script))
     assert Case.from_dict(source.case) == CASE
     assert (source.prop, source.point) == (PROP, CLAIM)
     record = tmp_path / "failure.json"  # an entry of summary.json's "failures"
     record.write_text(json.dumps({"property": PROP, "case": CASE.key, "at": CLAIM, "repro": str(script)}))
-    source = bisect.read_case(str(record))
+    source = bisect_inputs.read_case(str(record))
     assert Case.from_dict(source.case) == CASE and (source.prop, source.point) == (PROP, CLAIM)
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"case": CASE.to_dict(), "versions": {}}))
-    assert Case.from_dict(bisect.read_case(str(manifest)).case) == CASE
+    assert Case.from_dict(bisect_inputs.read_case(str(manifest)).case) == CASE
 
 
 def test_the_scripts_claim_decides_unless_another_is_given(releases, tmp_path):
     from prefixcheck import repro
 
     script = repro.write(PROP, CASE, tmp_path / "s.py", point=CLAIM)
-    plan = bisect.plan_from_args(
+    plan = bisect_plan.plan_from_args(
         _args("--property", PROP, "--case", str(script), "--peft", "0.15.0..0.21.2", "--transformers", "4.57.6")
     )
     assert plan.claim == CLAIM and plan.versions == PEFT
-    plan = bisect.plan_from_args(
+    plan = bisect_plan.plan_from_args(
         _args(
             "--property",
             PROP,
@@ -482,14 +487,14 @@ def _plan(**changes):
         case=CASE.to_dict(),
         source="case case.json",
     )
-    return bisect.Plan(**{**base, **changes})
+    return bisect_plan.Plan(**{**base, **changes})
 
 
 def test_the_report_has_every_part_for_a_known_issue():
     plan = _plan()
     result = search(PEFT, _fake_probe("0.19.0"))
     runs = {"0.18.1": {"rc": 1, "line": "FAILED: left-padded row"}, "0.19.0": {"rc": 0, "line": "OK: the check holds"}}
-    text = bisect.report_markdown(plan, result, "print('the script')\n", runs, 42.0)
+    text = bisect_report.report_markdown(plan, result, "print('the script')\n", runs, 42.0)
     assert text.startswith("# peft 0.19.0 fixes `input-paths:left-padded-row-equals-alone` on llama CAUSAL_LM")
     for part in (
         "## Versions",
@@ -514,12 +519,12 @@ def test_the_report_has_every_part_for_a_known_issue():
 
 def test_a_boundary_the_registry_range_disagrees_with_is_said():
     result = search(PEFT, _fake_probe("0.18.0"))  # fixed earlier than the entry says
-    text = bisect.report_markdown(_plan(), result, None, {}, 1.0)
+    text = bisect_report.report_markdown(_plan(), result, None, {}, 1.0)
     assert "does NOT agree with its range peft <0.19" in text
 
 
 def test_the_report_drafts_a_registry_entry_that_validates():
-    from prefixcheck import known_issues
+    from prefixcheck import registry
 
     result = search(
         TRANSFORMERS,
@@ -542,12 +547,12 @@ def test_the_report_drafts_a_registry_entry_that_validates():
         ),
     )
     plan = _plan(package="transformers", versions=TRANSFORMERS, fixed={"peft": "0.21.2"}, claim=None)
-    text = bisect.report_markdown(plan, result, None, {}, 1.0)
+    text = bisect_report.report_markdown(plan, result, None, {}, 1.0)
     assert text.startswith("# transformers 5.0.0: `input-paths:embeds-equal-ids` fails on llama CAUSAL_LM")
     assert "Compare: https://github.com/huggingface/transformers/compare/v4.57.6...v5.0.0" in text
     assert "No registry entry explains it" in text and "validated by the registry loader" in text
     draft = text.split("```toml\n", 1)[1].split("```", 1)[0]
-    (entry,) = known_issues.parse(draft, "draft")
+    (entry,) = registry.parse(draft, "draft")
     assert entry.affects == {"transformers": ">=5.0.0"}
     assert entry.cases == {"arch": ("llama",), "task": ("CAUSAL_LM",)}
     assert entry.fails[0].at == ("input-paths:embeds-equal-ids",)
@@ -558,20 +563,20 @@ def test_the_report_drafts_a_registry_entry_that_validates():
 
 # -- square mode ---------------------------------------------------------------------------------------
 def test_place_of_a_consume_row():
-    assert bisect.place_of({"verdict": "load-error", "detail": "KeyError: 'x'"}) == ("reload-equality", "load")
-    assert bisect.place_of({"verdict": "fail", "detail": "adapter logits: max |diff| 1e-2"}) == (
+    assert bisect_inputs.place_of({"verdict": "load-error", "detail": "KeyError: 'x'"}) == ("reload-equality", "load")
+    assert bisect_inputs.place_of({"verdict": "fail", "detail": "adapter logits: max |diff| 1e-2"}) == (
         "reload-equality",
         "reloaded-equals-trained",
     )
-    assert bisect.place_of({"verdict": "fail", "detail": "generate(): [[1]] != producer's [[2]]"}) == (
+    assert bisect_inputs.place_of({"verdict": "fail", "detail": "generate(): [[1]] != producer's [[2]]"}) == (
         "generate-roundtrip",
         "tokens-survive",
     )
-    assert bisect.place_of({"verdict": "known-issue", "detail": "ValueChanged: config num_layers: saved 2"}) == (
+    assert bisect_inputs.place_of({"verdict": "known-issue", "detail": "ValueChanged: config num_layers: saved 2"}) == (
         "config-roundtrip",
         "loaded-equals-saved",
     )
-    assert bisect.place_of({"verdict": "fail", "detail": "loaded prefix table: max |diff| 1e-3"}) == (
+    assert bisect_inputs.place_of({"verdict": "fail", "detail": "loaded prefix table: max |diff| 1e-3"}) == (
         "resave-identical",
         "tensors-identical",
     )
@@ -596,12 +601,12 @@ def test_square_mode_bisects_the_consumers_peft(releases, tmp_path):
     run = _run_folder(
         tmp_path, {"peft": "0.15.2", "transformers": "4.57.6"}, {"peft": "0.21.2", "transformers": "4.57.6"}
     )
-    plan = bisect.plan_from_args(_args("--square", "peft-0.15.2:peft-latest", "--run", str(run)))
+    plan = bisect_plan.plan_from_args(_args("--square", "peft-0.15.2:peft-latest", "--run", str(run)))
     assert plan.package == "peft" and plan.fixed == {"transformers": "4.57.6"}
     assert plan.versions == PEFT[2:] and (plan.prop, plan.claim) == ("reload-equality", "reloaded-equals-trained")
     assert plan.artifact == (run / "artifacts" / "peft-0.15.2" / CASE.key).resolve()
     lines = []
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args("--square", "peft-0.15.2:peft-latest", "--run", str(run), "--out", str(tmp_path / "r")),
         evaluate=lambda v: (
             "pass"
@@ -619,20 +624,22 @@ def test_square_mode_bisects_transformers_when_the_pefts_match(releases, tmp_pat
     run = _run_folder(
         tmp_path, {"peft": "0.21.2", "transformers": "5.24.0"}, {"peft": "0.21.2", "transformers": "4.57.6"}
     )
-    plan = bisect.plan_from_args(_args("--square", "peft-0.15.2:peft-latest", "--run", str(run)))
+    plan = bisect_plan.plan_from_args(_args("--square", "peft-0.15.2:peft-latest", "--run", str(run)))
     assert plan.package == "transformers" and plan.fixed == {"peft": "0.21.2"}
     assert plan.versions == ["4.57.6", "5.0.0", "5.23.0", "5.24.0"]
     same = _run_folder(
         tmp_path / "same", {"peft": "0.21.2", "transformers": "5.24.0"}, {"peft": "0.21.2", "transformers": "5.24.0"}
     )
     assert (
-        bisect.bisect_command(_args("--square", "peft-0.15.2:peft-latest", "--run", str(same)), out=lambda line: None)
+        bisect_commands.bisect_command(
+            _args("--square", "peft-0.15.2:peft-latest", "--run", str(same)), out=lambda line: None
+        )
         == 2
     )
     assert "same peft and transformers" in capsys.readouterr().err
     passing = _run_folder(tmp_path / "passing", {"peft": "0.15.2"}, {"peft": "0.21.2"}, verdict="pass")
     assert (
-        bisect.bisect_command(
+        bisect_commands.bisect_command(
             _args("--square", "peft-0.15.2:peft-latest", "--run", str(passing)), out=lambda line: None
         )
         == 2
@@ -666,7 +673,7 @@ def test_commit_mode_finds_the_first_bad_commit(releases, case_file, tmp_path):
     shas = subprocess.run(
         ["git", "-C", str(repo), "rev-list", "--reverse", "HEAD"], capture_output=True, text=True, check=True
     ).stdout.split()
-    assert bisect.commit_range(repo, shas[1], "main") == shas[1:]
+    assert bisect_inputs.commit_range(repo, shas[1], "main") == shas[1:]
 
     def evaluate(sha):  # what the probe would say, read from the commit itself
         text = subprocess.run(
@@ -687,7 +694,7 @@ def test_commit_mode_finds_the_first_bad_commit(releases, case_file, tmp_path):
         )
 
     lines = []
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args(
             "--property",
             PROP,
@@ -717,7 +724,7 @@ def test_commit_mode_finds_the_first_bad_commit(releases, case_file, tmp_path):
     assert f"https://github.com/huggingface/peft/compare/{shas[3][:12]}...{shas[4][:12]}" in text
     assert f"https://github.com/huggingface/peft/commit/{shas[4]}" in text
     assert "affects = { peft = '>=0.22.0.dev0' }" in text
-    cell = bisect.plan_from_args(
+    cell = bisect_plan.plan_from_args(
         _args(
             "--property",
             PROP,
@@ -738,7 +745,7 @@ def test_commit_mode_finds_the_first_bad_commit(releases, case_file, tmp_path):
 
 
 def test_released_pairs_reuse_the_matrix_cells_environments(releases):
-    from matrix import cells as cells_mod
+    from matrix.grid import cells as cells_mod
 
     for cell in cells_mod.load():
         if cell.needs or cell.device != "cpu" or cell.unavailable or not cell.peft[:1].isdigit():
@@ -751,8 +758,8 @@ def test_released_pairs_reuse_the_matrix_cells_environments(releases):
 
 # -- the probe ---------------------------------------------------------------------------------------
 def test_probe_verdicts_in_process(monkeypatch, tmp_path):
-    from matrix import probe
-    from prefixcheck import faults
+    from matrix.bisect import probe
+    from tests.selftest import faults
 
     monkeypatch.setenv("PREFIXCHECK_REPORTS", str(tmp_path))  # a failure writes its reproduction script there
     clean = probe.run_case("reload-equality", CASE)
@@ -766,23 +773,26 @@ def test_probe_verdicts_in_process(monkeypatch, tmp_path):
 
 
 def test_probe_verdict_rules():
-    from matrix import probe
     from prefixcheck import properties
 
     prop = properties.get("input-paths")
     claims = [c.name for c in prop.claims]
     allpass = {c: ("passed", None) for c in claims}
-    assert probe.verdict_of(prop, allpass, None) == ("pass", None)
-    assert probe.verdict_of(prop, {**allpass, CLAIM: ("known", "x")}, None) == ("fail", CLAIM)
-    assert probe.verdict_of(prop, {**allpass, CLAIM: ("known", "x")}, "embeds-equal-ids") == (
+
+    def verdict_of(prop, points, claim):
+        return verdicts.probe_verdict([*prop.steps, *claims], claims, points, claim)
+
+    assert verdict_of(prop, allpass, None) == ("pass", None)
+    assert verdict_of(prop, {**allpass, CLAIM: ("known", "x")}, None) == ("fail", CLAIM)
+    assert verdict_of(prop, {**allpass, CLAIM: ("known", "x")}, "embeds-equal-ids") == (
         "pass",
         "embeds-equal-ids",
     )
-    assert probe.verdict_of(prop, {**allpass, CLAIM: ("inconclusive", None)}, CLAIM) == ("inconclusive", CLAIM)
-    assert probe.verdict_of(
+    assert verdict_of(prop, {**allpass, CLAIM: ("inconclusive", None)}, CLAIM) == ("inconclusive", CLAIM)
+    assert verdict_of(
         prop, {"train": ("failed", None), **{c: ("blocked", "step train failed") for c in claims}}, CLAIM
     ) == ("blocked", CLAIM)
-    assert probe.verdict_of(prop, {"train": ("failed", None)}, None) == ("fail", "train")
+    assert verdict_of(prop, {"train": ("failed", None)}, None) == ("fail", "train")
 
 
 def test_the_probe_reports_an_entrys_signature_outside_its_declared_bounds(monkeypatch, tmp_path):
@@ -790,37 +800,38 @@ def test_the_probe_reports_an_entrys_signature_outside_its_declared_bounds(monke
     `bisect --registry` measures bounds with); --entry judges as if one entry applied everywhere."""
     import dataclasses
 
-    from matrix import probe
-    from prefixcheck import known_issues
+    from matrix.bisect import probe
+    from prefixcheck import registry
+    from prefixcheck.registry import schema
 
     entry = "peft-disable-adapter-prompt-learning-no-generation"
     case = CASE.replace(task="SEQ_CLS")
     monkeypatch.setenv("PREFIXCHECK_REPORTS", str(tmp_path))
-    declared_elsewhere = tuple(
-        dataclasses.replace(i, affects={"transformers": "<4.0"}) if i.id == entry else i for i in known_issues.REGISTRY
-    )
-    monkeypatch.setattr(known_issues, "REGISTRY", declared_elsewhere)
+    declared_elsewhere = [
+        dataclasses.replace(i, affects={"transformers": "<4.0"}) if i.id == entry else i for i in registry.default()
+    ]
+    (tmp_path / "registry.toml").write_text("\n".join(schema.render(i) for i in declared_elsewhere))
+    monkeypatch.setenv(registry.ENV, str(tmp_path / "registry.toml"))  # this run's registry file
     outside = probe.run_case("prefix-acts", case, "disable")
     # the entry does not apply to these versions, so the registry does not explain the failure...
     assert outside["verdict"] == "fail" and outside["known"] is None
     # ...yet it is this entry's failure, which is what measuring its bounds asks
     assert entry in outside["signatures"]
-    probe.unbounded(entry)  # --entry: judged as if it applied everywhere
-    assert known_issues.by_id(entry).affects == {}
-    inside = probe.run_case("prefix-acts", case, "disable")
+    inside = probe.run_case("prefix-acts", case, "disable", entry=entry)  # --entry: as if it applied everywhere
     assert inside["known"] == entry and entry in inside["signatures"]
+    assert registry.default().by_id(entry).affects == {"transformers": "<4.0"}  # the run's registry untouched
 
 
 def test_a_probe_batch_judges_each_job_alone_and_goes_on_after_one_that_cannot_run(monkeypatch, tmp_path):
     """--batch (bisect --registry --sweep): each job as --entry alone would judge it, the registry
     restored between jobs and after; a job that raises, or runs past --timeout-each, is `could not
     run` and the next one runs."""
-    from matrix import probe
-    from prefixcheck import known_issues
+    from matrix.bisect import probe
+    from prefixcheck import registry
 
     entry = "peft-disable-adapter-prompt-learning-no-generation"
     monkeypatch.setenv("PREFIXCHECK_REPORTS", str(tmp_path))
-    declared = known_issues.by_id(entry).affects
+    declared = registry.default().by_id(entry).affects
     job = {
         "entry": entry,
         "property": "prefix-acts",
@@ -836,8 +847,8 @@ def test_a_probe_batch_judges_each_job_alone_and_goes_on_after_one_that_cannot_r
     assert first["verdict"] == "fail" and first["known"] == entry and entry in first["explained_here"]
     assert first["claim"] == "prefix-acts:disable"
     assert broken["verdict"] == "could not run" and "no-such-property" in broken["error"]
-    assert plain["verdict"] == "pass" and known_issues.by_id(entry).affects == declared
-    monkeypatch.setattr(probe, "run_case", lambda *args: time.sleep(30))  # a job that hangs
+    assert plain["verdict"] == "pass" and registry.default().by_id(entry).affects == declared
+    monkeypatch.setattr(probe, "run_case", lambda *args, **kwargs: time.sleep(30))  # a job that hangs
     (slow,) = probe.run_batch([job], timeout_each=0.5)
     assert slow == {"verdict": "could not run", "error": "no answer within 0.5 s", "seconds": slow["seconds"]}
     assert slow["seconds"] < 10
@@ -845,9 +856,9 @@ def test_a_probe_batch_judges_each_job_alone_and_goes_on_after_one_that_cannot_r
 
 def test_the_batch_evaluator_runs_one_probe_per_release_for_every_job(tmp_path, monkeypatch):
     """The real BatchEvaluator with build_env stood in: a release that cannot install gives every
-    job `could not run` with uv's reason; the other runs matrix.probe --batch in this Python."""
-    from matrix import cells as cells_mod
-    from matrix import envs
+    job `could not run` with uv's reason; the other runs python -m matrix probe --batch in this Python."""
+    from matrix.grid import cells as cells_mod
+    from matrix.grid import envs
 
     def build_env(cell, where, log):
         if cell.transformers == "4.45.2":
@@ -859,19 +870,19 @@ def test_the_batch_evaluator_runs_one_probe_per_release_for_every_job(tmp_path, 
     axis = {c.transformers: c for c in cells_mod.load().transformers_axis()}
     work = tmp_path / "work"
     work.mkdir()
-    run = bisect.BatchEvaluator(axis, tmp_path / "envs", work, timeout=300)
+    run = bisect_evaluate.BatchEvaluator(axis, tmp_path / "envs", work, timeout=300)
     jobs = [{"entry": None, "property": "reload-equality", "claim": None, "case": CASE.to_dict()}] * 2
     cannot = run("4.45.2", jobs)
-    assert [v.verdict for v in cannot] == [bisect.COULD_NOT_RUN] * 2 and "No solution found" in cannot[0].detail
+    assert [v.verdict for v in cannot] == [verdicts.COULD_NOT_RUN] * 2 and "No solution found" in cannot[0].detail
     here = run(sorted(axis)[-1], jobs + [{**jobs[0], "property": "no-such-property"}])
-    assert [v.verdict for v in here] == ["pass", "pass", bisect.COULD_NOT_RUN]
+    assert [v.verdict for v in here] == ["pass", "pass", verdicts.COULD_NOT_RUN]
     assert here[0].data["cell"] == axis[sorted(axis)[-1]].name and here[0].data["versions"]["peft"]
 
 
 def test_evaluator_runs_the_probe_in_an_environment_and_skips_what_cannot_install(releases, tmp_path, monkeypatch):
     """The real Evaluator with build_env stood in: one version cannot install (uv's error becomes
-    its one-line reason), the other's environment is this Python, where matrix.probe runs for real."""
-    from matrix import envs
+    its one-line reason), the other's environment is this Python, where `python -m matrix probe` runs for real."""
+    from matrix.grid import envs
 
     def build_env(cell, where, log):
         if cell.peft == "0.15.0":  # uv writes its resolver error to fd 2 and exits 1
@@ -887,9 +898,9 @@ def test_evaluator_runs_the_probe_in_an_environment_and_skips_what_cannot_instal
     plan = _plan(prop="reload-equality", claim=None)
     work = tmp_path / "work"
     work.mkdir()
-    evaluator = bisect.Evaluator(plan, tmp_path / "envs", work, timeout=300)
+    evaluator = bisect_evaluate.Evaluator(plan, tmp_path / "envs", work, timeout=300)
     cannot = evaluator("0.15.0")
-    assert cannot.verdict == bisect.COULD_NOT_RUN
+    assert cannot.verdict == verdicts.COULD_NOT_RUN
     assert (
         cannot.detail
         == "environment: Because peft==0.15.0 depends on transformers<4 we can conclude that it is unsatisfiable."
@@ -977,7 +988,7 @@ def test_commit_bisect_end_to_end(tmp_path):
     case.write_text(json.dumps(CASE.to_dict()))
     envs = Path(os.environ.get("BISECT_E2E_ENVS") or tmp_path / "envs")
     lines = []
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args(
             "--property",
             "reload-equality",
@@ -1012,7 +1023,7 @@ def test_extra_pins_get_their_own_environment(releases, case_file):
     cell = plan.cell("0.17.1")  # cells.toml has 0.17.1/4.57.6: its env must not be rebuilt with other pins
     assert cell.name.startswith("peft-0.17.1-tf-4.57.6-x") and "numpy<2" in cell.requirements()
     argv = ["--property", PROP, "--case", str(case_file), "--peft", "0.15.0..0.21.2", "--transformers", "4.57.6"]
-    assert bisect.plan_from_args(_args(*argv, "--extra", "numpy<2", "--extra", "scipy<2")).extra == (
+    assert bisect_plan.plan_from_args(_args(*argv, "--extra", "numpy<2", "--extra", "scipy<2")).extra == (
         "numpy<2",
         "scipy<2",
     )
@@ -1036,7 +1047,7 @@ def test_gives_up_after_max_skips_undecided_ends():
 
 
 def test_command_says_it_gave_up(releases, case_file, tmp_path, capsys):
-    rc = bisect.bisect_command(
+    rc = bisect_commands.bisect_command(
         _args(
             "--property",
             PROP,
@@ -1084,7 +1095,7 @@ def test_a_failure_known_elsewhere_in_the_range_says_to_widen_that_entry():
 
     result = search(TRANSFORMERS, evaluate)
     plan = _plan(package="transformers", versions=TRANSFORMERS, fixed={"peft": "0.15.2"}, claim="no-mask-equals-ones")
-    text = bisect.report_markdown(plan, result, None, {}, 1.0)
+    text = bisect_report.report_markdown(plan, result, None, {}, 1.0)
     assert "is known issue `gemma3-no-mask` with transformers 4.55.4" in text
     assert "(its range: transformers >=4.50,<4.57), but no entry covers transformers 4.57.6" in text
     assert "widen that entry's `affects`" in text and "```toml" in text

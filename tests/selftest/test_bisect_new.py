@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from matrix import bisect_new, changes
-from matrix.__main__ import main as matrix_main
+from matrix.bisect import new_failures as bisect_new
+from matrix.ci import diff as changes
+from matrix.ci import tracking
+from matrix.cli import main as matrix_main
 from tests.selftest.test_bisect import CASE
 
 pytestmark = pytest.mark.selftest
@@ -293,7 +295,7 @@ def posted(monkeypatch):
             bodies.append(body["body"])
         return [] if method == "GET" else {"html_url": "http://fake/issues/1"}
 
-    monkeypatch.setattr(changes, "api_call", api_call)
+    monkeypatch.setattr(tracking, "api_call", api_call)
     monkeypatch.setenv("GITHUB_TOKEN", "t")
     return bodies
 
@@ -337,7 +339,7 @@ def test_the_issue_text_fits_githubs_comment_limit(nightly, canned, posted, tmp_
     report = tmp_path / "bisect" / index["entries"][0]["report"]
     report.write_text("# big\n\n```python\n" + "x = 1\n" * 20000 + "```\n")
     body = _tracked(tmp_path, diffed, tmp_path / "bisect", posted)
-    assert len(body) <= changes.COMMENT_LIMIT
+    assert len(body) <= tracking.COMMENT_LIMIT
     assert "boundary: transformers 5.23.0 (pass) -> 5.24.0 (fail)" in body and "same verdict in every" in body
     cut = body[body.index("<details>") : body.index("</details>")]
     assert "Cut here:" in cut and cut.count("```") % 2 == 0  # the code block closed before the note
@@ -345,7 +347,7 @@ def test_the_issue_text_fits_githubs_comment_limit(nightly, canned, posted, tmp_
     # the changes text alone over the limit: cut too, the run's link kept
     monkeypatch.setattr(changes, "markdown", lambda *a: "y" * 70000)
     body = _tracked(tmp_path, diffed, tmp_path / "bisect", posted)
-    assert len(body) <= changes.COMMENT_LIMIT and "comment size limit" in body and body.endswith("Run: http://run\n")
+    assert len(body) <= tracking.COMMENT_LIMIT and "comment size limit" in body and body.endswith("Run: http://run\n")
 
 
 def test_track_says_when_the_bisect_job_left_nothing(nightly, posted, tmp_path):

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from matrix import changes
-from matrix.__main__ import main as matrix_main
-from prefixcheck import outcomes
+from matrix.ci import diff as changes
+from matrix.ci import pr_spec, tracking
+from matrix.cli import main as matrix_main
+from prefixcheck import records, verdicts
+from prefixcheck import summary as summary_mod
 from tests.selftest.test_registry_and_reports import CASE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +149,7 @@ def test_diff_bad_input_is_one_line(tmp_path):
 # --- track ---------------------------------------------------------------------------------------
 
 
-class FakeAPI(changes.GitHub):
+class FakeAPI(tracking.GitHub):
     def __init__(self, open_issues):
         super().__init__("me/repo", "token")
         self.open_issues = open_issues
@@ -160,25 +162,25 @@ class FakeAPI(changes.GitHub):
 def test_track_opens_one_issue_then_comments_on_it():
     changed = {"changed": True}
     api = FakeAPI([])
-    assert "opened" in changes.track(changed, "body", api, "http://run")
+    assert "opened" in tracking.track(changed, "body", api, "http://run")
     assert api.calls[-1] == (
         "POST",
         "/issues",
-        {"title": changes.TITLE, "body": "body\nRun: http://run\n", "labels": [changes.LABEL]},
+        {"title": tracking.TITLE, "body": "body\nRun: http://run\n", "labels": [tracking.LABEL]},
     )
-    api = FakeAPI([{"number": 4, "title": changes.TITLE}, {"number": 5, "title": changes.TITLE, "pull_request": {}}])
-    assert changes.track(changed, "body", api) == "commented on tracking issue #4"
+    api = FakeAPI([{"number": 4, "title": tracking.TITLE}, {"number": 5, "title": tracking.TITLE, "pull_request": {}}])
+    assert tracking.track(changed, "body", api) == "commented on tracking issue #4"
     assert api.calls[-1][:2] == ("POST", "/issues/4/comments")
     api = FakeAPI([])
-    assert "nothing changed" in changes.track({"changed": False}, "body", api) and api.calls == []
+    assert "nothing changed" in tracking.track({"changed": False}, "body", api) and api.calls == []
 
 
 def test_track_needs_a_token_and_a_repo(monkeypatch):
     monkeypatch.delenv("GITHUB_TOKEN", raising=False)
     with pytest.raises(SystemExit, match="GITHUB_TOKEN is not set"):
-        changes.GitHub("me/repo", None)
+        tracking.GitHub("me/repo", None)
     with pytest.raises(SystemExit, match="is not OWNER/NAME"):
-        changes.GitHub("me/repo; rm -rf", "t")
+        tracking.GitHub("me/repo; rm -rf", "t")
 
 
 # --- pr-spec -------------------------------------------------------------------------------------
@@ -187,9 +189,9 @@ def test_track_needs_a_token_and_a_repo(monkeypatch):
 def test_pr_spec_resolves_a_pull_request_to_its_head_commit():
     sha = "a" * 40
     answer = {"head": {"sha": sha, "repo": {"full_name": "someone/peft"}}}
-    assert changes.pr_spec(pr="2256", fetch=lambda url: answer) == f"git+https://github.com/someone/peft@{sha}"
+    assert pr_spec.pr_spec(pr="2256", fetch=lambda url: answer) == f"git+https://github.com/someone/peft@{sha}"
     with pytest.raises(SystemExit, match="deleted fork"):
-        changes.pr_spec(pr="2256", fetch=lambda url: {"head": {"sha": sha, "repo": None}})
+        pr_spec.pr_spec(pr="2256", fetch=lambda url: {"head": {"sha": sha, "repo": None}})
 
 
 @pytest.mark.parametrize(
@@ -205,12 +207,12 @@ def test_pr_spec_resolves_a_pull_request_to_its_head_commit():
 )
 def test_pr_spec_refuses_bad_input(kwargs, message):
     with pytest.raises(SystemExit, match=message):
-        changes.pr_spec(**kwargs, fetch=lambda url: pytest.fail("no API call for bad input"))
+        pr_spec.pr_spec(**kwargs, fetch=lambda url: pytest.fail("no API call for bad input"))
 
 
 def test_pr_spec_repository_and_spec():
-    assert changes.pr_spec(repository="me/peft", ref="fix/prefix") == "git+https://github.com/me/peft@fix/prefix"
-    assert changes.pr_spec(spec=" 0.17.1 ") == "0.17.1"
+    assert pr_spec.pr_spec(repository="me/peft", ref="fix/prefix") == "git+https://github.com/me/peft@fix/prefix"
+    assert pr_spec.pr_spec(spec=" 0.17.1 ") == "0.17.1"
 
 
 # --- cells and run --stage -----------------------------------------------------------------------
@@ -235,23 +237,23 @@ def test_consume_stage_without_artifacts_says_so(tmp_path):
 
 
 def test_summary_markdown_names_an_upstream_regression():
-    text = outcomes.markdown(_summary(_failure()), "peft-latest", pinned=False)
+    text = summary_mod.markdown(_summary(_failure()), "peft-latest", pinned=False)
     assert "Property suite `peft-latest`: FAILED" in text
     assert "**Upstream change, not a suite bug**" in text and "`r/abc.py`" in text
-    pinned = outcomes.markdown(_summary(_failure()), "known-good", pinned=True)
+    pinned = summary_mod.markdown(_summary(_failure()), "known-good", pinned=True)
     assert "a bug in the suite" in pinned and "Upstream change" not in pinned
-    assert "passed" in outcomes.markdown(_summary(), "known-good", pinned=True).splitlines()[0]
+    assert "passed" in summary_mod.markdown(_summary(), "known-good", pinned=True).splitlines()[0]
 
 
 def test_recorded_failures_reach_the_summary(tmp_path):
-    rec = outcomes.Recorder()
+    rec = records.Recorder()
     case = CASE
     failure = {"error": "E: x", "repro": "p.py", "describe": "d"}
-    rec.record("reload-equality", case, outcomes.ExampleRecord(outcomes.FAILED, failure=failure))
+    rec.record("reload-equality", case, records.ExampleRecord(verdicts.FAILED, failure=failure))
     rec.write_part(tmp_path / "part.json")
-    merged = outcomes.Recorder()
+    merged = records.Recorder()
     merged.load_part(tmp_path / "part.json")
-    summary = outcomes.summary(merged)
+    summary = summary_mod.build(merged, summary_mod.RunFacts("ci", True))
     assert summary["failures"] == [
         {"property": "reload-equality", "case": case.key, "error": "E: x", "repro": "p.py", "describe": "d"}
     ]
@@ -275,6 +277,6 @@ def test_torch_device_switch(tmp_path):
 
 def test_track_api_failure_is_one_line(monkeypatch):
     monkeypatch.setenv("GITHUB_API_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
-    github = changes.GitHub("me/repo", "token")
+    github = tracking.GitHub("me/repo", "token")
     with pytest.raises(SystemExit, match=r"^error: GitHub API GET /repos/me/repo/issues"):
-        changes.track({"changed": True}, "body", github)
+        tracking.track({"changed": True}, "body", github)

@@ -99,7 +99,7 @@ def test_the_base_reference_is_frozen_as_peft_freezes_the_base_it_wraps():
     live gradients computed 3.6e-7 away from the same weights frozen, so a disabled adapter (PEFT's
     frozen base) differed from the reference, bitwise. The reference is frozen; a base of one's own
     (build_base) is as from_config makes it, every weight trainable."""
-    from matrix import probe
+    from matrix.bisect import probe
     from prefixcheck.case import Case
 
     case = Case.from_json(LONGT5)

@@ -1,4 +1,4 @@
-"""How a committed legacy artifact's verdict reads (matrix/legacy.py): each rule can go red."""
+"""How a committed legacy artifact's verdict reads (matrix/grid/legacy.py): each rule can go red."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from matrix import legacy
+from matrix.grid import legacy
 
 pytestmark = pytest.mark.selftest
 

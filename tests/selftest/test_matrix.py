@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from matrix import cells as cells_mod
-from matrix import cellwork, manifest, report, runner
-from prefixcheck import known_issues
+from matrix.grid import cells as cells_mod
+from matrix.grid import consume, manifest, produce, report, runner
+from prefixcheck import registry
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
-from prefixcheck.known_issues import Failure, KnownIssue
+from prefixcheck.registry import Failure, KnownIssue, schema
 
 pytestmark = pytest.mark.selftest
 
@@ -28,7 +28,7 @@ CASE = Case(
 @pytest.fixture(scope="module")
 def produced(tmp_path_factory):
     out = tmp_path_factory.mktemp("artifacts") / "producer"
-    index = cellwork.produce(out, [CASE])
+    index = produce.produce(out, [CASE])
     assert index["written"] == 1 and not index["failed"], index
     return out / CASE.key
 
@@ -47,7 +47,7 @@ def _reseal(folder):
 
 
 def _verdict(folder):
-    return cellwork.consume_one(folder, "producer")
+    return consume.consume_one(folder, "producer")
 
 
 def test_artifacts_are_safetensors_and_json_only(produced):
@@ -61,7 +61,7 @@ def test_a_clean_artifact_passes(artifact):
 
 
 def test_produce_again_reuses_what_verifies(produced):
-    index = cellwork.produce(produced.parent, [CASE])
+    index = produce.produce(produced.parent, [CASE])
     assert index == {**index, "written": 0, "reused": 1}
 
 
@@ -113,7 +113,8 @@ def test_a_load_error_the_registry_knows_is_a_known_issue(artifact, monkeypatch)
         cases={"arch": ("llama",)},
         fails=(Failure(("reload-equality:load",), exception="RuntimeError", match="size mismatch"),),
     )
-    monkeypatch.setattr(known_issues, "REGISTRY", (entry,))
+    (artifact.parent / "registry.toml").write_text(schema.render(entry))
+    monkeypatch.setenv(registry.ENV, str(artifact.parent / "registry.toml"))  # this run's registry file
     result = _verdict(artifact)
     assert (result.verdict, result.issue) == ("known-issue", "pretend-load-bug")
 
@@ -137,7 +138,7 @@ def test_a_cuda_artifact_is_read_on_a_cpu_cell_within_the_device_tolerance(artif
 def test_a_cuda_cell_without_a_gpu_says_so(artifact):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = cellwork.consume_one(artifact, "producer", device="cuda")
+    result = consume.consume_one(artifact, "producer", device="cuda")
     assert result.verdict == "unsupported" and "CUDA" in result.detail
     assert "no GPU" in cells_mod.load().get("peft-0.21.2-tf-5.23-cuda").runnable()
 
@@ -209,27 +210,27 @@ def test_bad_artifacts_are_invalid_with_their_reason(artifact, damage, reason):
 
 def test_consume_writes_every_verdict_and_resumes(artifact, tmp_path):
     out = tmp_path / "results" / "me.json"
-    first = cellwork.consume(artifact.parent.parent, out)
+    first = consume.consume(artifact.parent.parent, out)
     assert [r["verdict"] for r in first["rows"]] == ["pass"]
-    assert cellwork.consume(artifact.parent.parent, out) == first  # unchanged inputs: reused
+    assert consume.consume(artifact.parent.parent, out) == first  # unchanged inputs: reused
     # judged under another registry or tolerance table: judged again, not reused
     out.write_text(json.dumps(dict(first, judged_by="an older registry", rows=[])))
-    again = cellwork.consume(artifact.parent.parent, out)
+    again = consume.consume(artifact.parent.parent, out)
     assert again["rows"] == first["rows"] and again["judged_by"] == first["judged_by"]
 
 
 def test_a_cell_that_consumes_named_producers_judges_only_those(artifact, tmp_path):
     run = artifact.parent.parent
     shutil.copytree(artifact.parent, run / "another-producer")
-    rows = cellwork.consume(run, tmp_path / "r.json", producers=("producer",))["rows"]
+    rows = consume.consume(run, tmp_path / "r.json", producers=("producer",))["rows"]
     assert [r["producer"] for r in rows] == ["producer"]
-    rows = cellwork.consume(run, tmp_path / "all.json")["rows"]
+    rows = consume.consume(run, tmp_path / "all.json")["rows"]
     assert sorted(r["producer"] for r in rows) == ["another-producer", "producer"]
 
 
 def test_the_report_shows_producer_by_consumer(artifact, tmp_path):
     run = artifact.parent.parent
-    cellwork.consume(run, tmp_path / "results" / "me.json")
+    consume.consume(run, tmp_path / "results" / "me.json")
     shutil.copytree(run, tmp_path / "artifacts")
     summary = report.write(tmp_path)
     assert summary["grid"] == {"producer -> me": {"pass": 1}}
@@ -288,8 +289,8 @@ def test_the_run_plan_starts_each_process_once_what_it_judges_is_produced():
 
 
 def test_each_producer_makes_one_projection_per_architecture_and_task_and_both_across_producers():
-    first, second = cellwork.pinned_cases("peft-0.10.0"), cellwork.pinned_cases("peft-0.11.1")
-    both = cellwork.pinned_cases()
+    first, second = produce.pinned_cases("peft-0.10.0"), produce.pinned_cases("peft-0.11.1")
+    both = produce.pinned_cases()
     slots = lambda cases: [(c.model.arch, c.task) for c in cases]  # noqa: E731
     assert sorted(slots(first)) == sorted(set(slots(both))) and len(both) == 2 * len(first)
     projections = {(c.model.arch, c.task, c.prefix.prefix_projection) for c in first + second}
@@ -299,7 +300,7 @@ def test_each_producer_makes_one_projection_per_architecture_and_task_and_both_a
 def test_the_cells_file_is_valid_and_tox_pins_the_known_good_cell():
     cells = cells_mod.load()
     good = cells.known_good()
-    tox = (cells_mod.CELLS_FILE.parents[1] / "tox.ini").read_text()
+    tox = (cells_mod.CELLS_FILE.parents[2] / "tox.ini").read_text()
     for line in (f"peft=={good.peft}", f"transformers=={good.transformers}", f"accelerate=={good.accelerate}"):
         assert f"known-good,selftest: {line}" in tox, line
     assert len([c for c in cells if c.needs is None]) >= 6
@@ -348,8 +349,8 @@ def test_a_cell_reading_an_unset_variable_says_so(monkeypatch):
 
 
 def test_validation_reports_only_the_difference():
-    from matrix.diffing import matrix_diff, suite_diff
-    from matrix.validate import markdown
+    from matrix.ci.diff import matrix_diff, suite_diff
+    from matrix.ci.validate import markdown
 
     suite = suite_diff(_suite(), _suite(_failed("a"), _failed("bb")))
     assert [f["case"] for f in suite["new_failures"]] == ["a", "bb"]
@@ -424,18 +425,18 @@ def test_a_prefix_too_weak_to_judge_across_versions_is_inconclusive_not_a_pass(a
 
 def test_a_file_damaged_after_a_run_is_judged_again_not_resumed(artifact, tmp_path):
     out = tmp_path / "results" / "me.json"
-    assert [r["verdict"] for r in cellwork.consume(artifact.parent.parent, out)["rows"]] == ["pass"]
+    assert [r["verdict"] for r in consume.consume(artifact.parent.parent, out)["rows"]] == ["pass"]
     path = artifact / "adapter" / "adapter_model.safetensors"
     path.write_bytes(path.read_bytes()[:-16])  # truncated after the run; the manifest is unchanged
-    rows = cellwork.consume(artifact.parent.parent, out)["rows"]
+    rows = consume.consume(artifact.parent.parent, out)["rows"]
     assert [r["verdict"] for r in rows] == ["invalid-artifact"] and "sha256" in rows[0]["detail"]
 
 
 def test_the_resume_key_covers_the_judging_code(artifact, tmp_path, monkeypatch):
     out = tmp_path / "results" / "me.json"
-    first = cellwork.consume(artifact.parent.parent, out)
-    monkeypatch.setattr(cellwork, "code_digest", lambda: "changed-engine")
-    again = cellwork.consume(artifact.parent.parent, out)
+    first = consume.consume(artifact.parent.parent, out)
+    monkeypatch.setattr(manifest, "code_digest", lambda: "changed-engine")
+    again = consume.consume(artifact.parent.parent, out)
     assert again["judged_by"] == "changed-engine" and again["rows"] == first["rows"]
 
 
@@ -446,13 +447,13 @@ def test_an_artifact_made_by_other_versions_is_made_again(produced, tmp_path):
     data["versions"]["peft"] = "0.0.1"
     (copy / "manifest.json").write_text(json.dumps(data))
     _reseal(copy)
-    index = cellwork.produce(copy.parent, [CASE])
+    index = produce.produce(copy.parent, [CASE])
     assert (index["written"], index["reused"]) == (1, 0)
     assert json.loads((copy / "manifest.json").read_text())["versions"]["peft"] != "0.0.1"
 
 
 def test_produce_that_produced_nothing_exits_non_zero(tmp_path, monkeypatch, capsys):
-    from matrix.__main__ import main as matrix_main
+    from matrix.cli import main as matrix_main
     from prefixcheck import engine
 
     def broken(case):
@@ -465,7 +466,7 @@ def test_produce_that_produced_nothing_exits_non_zero(tmp_path, monkeypatch, cap
 
 
 def test_consume_of_nothing_exits_non_zero(tmp_path, capsys):
-    from matrix.__main__ import main as matrix_main
+    from matrix.cli import main as matrix_main
 
     (tmp_path / "artifacts" / "empty-producer").mkdir(parents=True)
     assert matrix_main(["consume", "--artifacts", str(tmp_path / "artifacts"), "--out", str(tmp_path / "r.json")]) == 1
@@ -489,7 +490,7 @@ def _failed(case, kind="beyond-tolerance", prop="reload-equality"):
 
 
 def test_one_fixed_and_one_new_failure_in_a_property_are_two_changes_not_none():
-    from matrix.diffing import suite_diff
+    from matrix.ci.diff import suite_diff
 
     diff = suite_diff(_suite(_failed("a")), _suite(_failed("b")))
     assert [f["case"] for f in diff["new_failures"]] == ["b"]
@@ -500,7 +501,7 @@ def test_one_fixed_and_one_new_failure_in_a_property_are_two_changes_not_none():
 
 
 def test_randomized_runs_are_compared_by_failure_signature_not_by_case():
-    from matrix.diffing import suite_diff
+    from matrix.ci.diff import suite_diff
 
     night1 = _suite(_failed("a"), profile="nightly")
     night2 = _suite(_failed("bb"), profile="nightly")  # the same bug, drawn on another case
@@ -510,7 +511,7 @@ def test_randomized_runs_are_compared_by_failure_signature_not_by_case():
 
 
 def test_pass_to_known_issue_and_disappeared_rows_are_changes():
-    from matrix.diffing import matrix_diff
+    from matrix.ci.diff import matrix_diff
 
     row = {"consumer": "B", "producer": "A", "arch": "llama", "task": "CAUSAL_LM", "detail": "", "issue": None}
     baseline = {
@@ -543,7 +544,7 @@ def _proc(rc, out=""):
 
 
 def test_validate_refuses_a_stale_summary_and_an_unexplained_pytest_failure(tmp_path):
-    from matrix.validate import read_summary
+    from matrix.ci.validate import read_summary
 
     path = tmp_path / "summary.json"
     path.write_text(json.dumps({"run_id": "old", "totals": {"failed": 0}}))
@@ -560,7 +561,7 @@ def test_validate_refuses_a_stale_summary_and_an_unexplained_pytest_failure(tmp_
 
 
 def test_cell_processes_keep_bytecode_caches_one_thread_offline(monkeypatch):
-    from matrix.envs import cell_environ
+    from matrix.grid.envs import cell_environ
 
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     env = cell_environ(PREFIXCHECK_REPORTS="r")

@@ -2,7 +2,7 @@
 measured-facts file and its disagreement flags, and the upstream reports.
 
 Every version's verdict is injected (`evaluate(plan, version)`: no environments, seconds to run)
-over the real axes of matrix/cells.toml and the real registry; the probe's part (the signature
+over the real axes of matrix/grid/cells.toml and the real registry; the probe's part (the signature
 of an entry, whatever the versions) runs in-process on one tiny example.
 """
 
@@ -13,11 +13,14 @@ import json
 
 import pytest
 
-from matrix import bisect, registry_bounds, upstream
-from matrix.bisect import Verdict
-from matrix.cells import load as load_cells
-from prefixcheck import bounds, known_issues
+from matrix.bisect import commands as bisect_commands
+from matrix.bisect.search import Verdict
+from matrix.grid.cells import load as load_cells
+from matrix.registry import commands, measure, scripts, upstream, witnesses
+from prefixcheck import registry, verdicts
 from prefixcheck.case import AttentionLayout, Case, ModelSpec, PrefixSpec
+from prefixcheck.registry import cli as registry_cli
+from prefixcheck.registry import measured as bounds
 
 pytestmark = pytest.mark.selftest
 
@@ -53,7 +56,7 @@ def summary(tmp_path):
 
 def _args(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bisect.add_arguments(parser)
+    bisect_commands.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
@@ -89,7 +92,7 @@ def fake(bad_from: str | None = None, fixed_in: str | None = None, axis="transfo
 def _run(tmp_path, summary, evaluate, *extra, axis="transformers"):
     lines = []
     measured = tmp_path / "measured.json"
-    rc = bisect.bisect_command(
+    rc = commands.registry_command(
         _args(
             "--registry",
             ENTRY,
@@ -187,7 +190,7 @@ def test_a_bad_release_that_another_declared_entry_explains_is_no_flag(tmp_path,
 
     rc, lines, measured = _run(tmp_path, summary, evaluate(["tf-other-entry"]), "--sweep")
     facts = measured[ENTRY]["axes"]["transformers"]
-    assert rc == 0 and facts["tested"]["4.51.3"] == bounds.ANOTHER
+    assert rc == 0 and facts["tested"]["4.51.3"] == verdicts.ANOTHER_ENTRY
     assert facts["details"]["4.51.3"] == "explained here by tf-other-entry"
     assert (facts["last_good"], facts["first_bad"]) == ("4.50.3", "4.52.4")
     assert "declared bounds agree with every measurement made now" in lines
@@ -195,9 +198,9 @@ def test_a_bad_release_that_another_declared_entry_explains_is_no_flag(tmp_path,
     assert measured[ENTRY]["axes"]["transformers"]["tested"]["4.51.3"] == "bad"
     assert any(line.startswith(f"FLAG {ENTRY}: measured bad with peft 0.21.2, transformers 4.51.3") for line in lines)
     # inside the declared range the entry's own failure stays its bad, whoever else explains it
-    entry = known_issues.by_id(ENTRY)
+    entry = registry.default().by_id(ENTRY)
     inside = {**_bad().data, "versions": {"peft": "0.21.2", "transformers": "5.0.0"}, "explained_here": [ENTRY, "x"]}
-    assert registry_bounds.entry_verdict(Verdict("fail", "", inside), entry).verdict == "fail"
+    assert measure.entry_verdict(Verdict("fail", "", inside), entry).verdict == "fail"
 
 
 def test_a_sweep_tests_every_release_once_and_sees_a_bug_that_came_and_went(tmp_path, summary):
@@ -225,7 +228,7 @@ def test_a_case_given_by_hand_is_the_witness_of_one_entry(tmp_path, capsys):
     lines, measured = [], tmp_path / "measured.json"
     common = ["--measured", str(measured), "--out", str(tmp_path / "up"), "--axis", "transformers", "-j", "1"]
     given = ["--case", str(case_file), "--property", "prefix-acts"]
-    rc = bisect.bisect_command(
+    rc = commands.registry_command(
         _args("--registry", ENTRY, *given, "--claim", "disable", *common),
         evaluate=fake(bad_from="4.52.4"),
         out=lines.append,
@@ -238,7 +241,7 @@ def test_a_case_given_by_hand_is_the_witness_of_one_entry(tmp_path, capsys):
         (["--registry", ENTRY, *given], "needs --claim"),
         (["--registry", ENTRY, *given, "--claim", "nope"], "--claim 'nope': not a step or claim of prefix-acts"),
     ):
-        rc = bisect.bisect_command(
+        rc = commands.registry_command(
             _args(*argv, *common), evaluate=lambda plan, version: pytest.fail("evaluated"), out=lines.append
         )
         err = capsys.readouterr().err.strip().splitlines()
@@ -246,12 +249,12 @@ def test_a_case_given_by_hand_is_the_witness_of_one_entry(tmp_path, capsys):
 
 
 def test_the_probes_fail_is_the_entrys_only_with_its_signature():
-    entry = known_issues.by_id(ENTRY)
-    bad = registry_bounds.entry_verdict(_bad(), entry)
-    other = registry_bounds.entry_verdict(_bad(signatures=("x",)), entry)
+    entry = registry.default().by_id(ENTRY)
+    bad = measure.entry_verdict(_bad(), entry)
+    other = measure.entry_verdict(_bad(signatures=("x",)), entry)
     assert (bad.verdict, other.verdict) == ("fail", "other failure") and not other.decisive
-    assert registry_bounds.entry_verdict(Verdict("unsupported", "no such head"), entry).verdict == "unsupported"
-    assert registry_bounds.entry_verdict(Verdict("weird"), entry).verdict == bisect.COULD_NOT_RUN
+    assert measure.entry_verdict(Verdict("unsupported", "no such head"), entry).verdict == "unsupported"
+    assert measure.entry_verdict(Verdict("weird"), entry).verdict == verdicts.COULD_NOT_RUN
 
 
 def test_a_range_keeps_the_search_inside_it(tmp_path, summary):
@@ -287,7 +290,7 @@ def _record(verdicts: dict[str, str]) -> dict:
 
 
 def test_the_disagreement_flag_fires_for_a_bad_version_the_spec_excludes_and_is_quiet_when_they_agree():
-    issue = known_issues.by_id(ENTRY)  # transformers >=4.52
+    issue = registry.default().by_id(ENTRY)  # transformers >=4.52
     agree = _record({"4.51.3": "good", "4.52.4": "bad", "5.23.0": "bad", "4.50.3": "unsupported"})
     assert bounds.disagreements(issue, agree) == []
     early = _record({"4.50.3": "good", "4.51.3": "bad", "5.23.0": "bad"})
@@ -296,7 +299,7 @@ def test_the_disagreement_flag_fires_for_a_bad_version_the_spec_excludes_and_is_
     ]
     # an undecided version says nothing about the bounds
     assert bounds.disagreements(issue, _record({"4.51.3": "other failure", "5.23.0": "bad"})) == []
-    flagged = bounds.flags(known_issues.REGISTRY, {ENTRY: early, "gone-entry": agree})
+    flagged = bounds.flags(registry.default(), {ENTRY: early, "gone-entry": agree})
     assert set(flagged) == {ENTRY, "gone-entry"} and "no such entry" in flagged["gone-entry"][0]
 
 
@@ -312,11 +315,11 @@ def test_boundaries_read_the_decided_verdicts_in_axis_order():
     assert fixed == {"first_bad": "1", "last_good": None, "first_fixed": "5", "last_bad": "3"}
 
 
-def test_python_m_known_issues_lists_the_flags(tmp_path, monkeypatch, capsys):
+def test_python_m_prefixcheck_registry_lists_the_flags(tmp_path, monkeypatch, capsys):
     path = tmp_path / "measured.json"
     bounds.save({ENTRY: _record({"4.50.3": "good", "4.51.3": "bad", "5.23.0": "bad"})}, path)
     monkeypatch.setattr(bounds, "MEASURED_FILE", path)
-    assert known_issues.main([]) == 0
+    assert registry_cli.main([]) == 0
     printed = capsys.readouterr().out
     assert "1 entries measured, 1 disagree with `affects`" in printed and f"FLAG {ENTRY}: measured bad with" in printed
 
@@ -332,7 +335,7 @@ def test_across_summaries_the_same_rule_picks_the_witness(tmp_path):
     a = _summary(tmp_path, {ENTRY: {"witness": late}}, "a.json")
     b = _summary(tmp_path, {ENTRY: {"witness": early}}, "b.json", versions={"peft": "0.17.1"})
     for order in ([a, b], [b, a]):
-        found = registry_bounds.witnesses([str(p) for p in order])
+        found = witnesses.witnesses([str(p) for p in order])
         assert found[ENTRY]["case_key"] == "0" * 12 and found[ENTRY]["summary_versions"] == {"peft": "0.17.1"}
 
 
@@ -340,7 +343,7 @@ def test_across_summaries_the_same_rule_picks_the_witness(tmp_path):
 def test_a_report_is_written_for_every_entry_found_by_this_suite_and_names_the_reproduction(tmp_path, summary):
     _run(tmp_path, summary, fake(bad_from="4.52.4"))
     folder = tmp_path / "upstream"
-    found = [i.id for i in known_issues.REGISTRY if i.found_by_suite]
+    found = [i.id for i in registry.default() if i.found_by_suite]
     assert sorted(p.stem for p in folder.glob("*.md") if p.name != "README.md") == sorted(found)
     text = (folder / f"{ENTRY}.md").read_text()
     for part in (
@@ -354,7 +357,7 @@ def test_a_report_is_written_for_every_entry_found_by_this_suite_and_names_the_r
         f"CASE = json.loads('{CASE.to_json()}')",
         "## Observed vs expected",
         f"- Measured failure at the first bad release of the transformers axis (peft 0.21.2 / transformers 4.52.4): `{ERROR}`",
-        known_issues.by_id(ENTRY).report,
+        registry.default().by_id(ENTRY).report,
         "## Registry entry",
     ):
         assert part in text, part
@@ -375,7 +378,7 @@ def test_reports_only_measures_nothing_and_removes_reports_of_entries_gone(tmp_p
     (folder / "gone-entry.md").write_text("# old\n\n" + upstream.MARK + "\n")
     (folder / "notes.md").write_text("kept: not written by the command\n")
     lines = []
-    rc = bisect.bisect_command(
+    rc = commands.registry_command(
         _args(
             "--reports-only", "--summary", str(summary), "--measured", str(tmp_path / "m.json"), "--out", str(folder)
         ),
@@ -414,7 +417,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, summary, capsys):
         called = []
         if "--measured" not in argv:  # never the committed file, whatever goes wrong
             argv = [*argv, "--measured", str(tmp_path / "measured.json")]
-        rc = bisect.bisect_command(
+        rc = commands.registry_command(
             _args(*argv, "--out", str(tmp_path / "up")),
             evaluate=lambda plan, version, called=called: called.append(version) or GOOD,
             out=lambda line: None,
@@ -468,30 +471,30 @@ def test_a_corrupt_measured_file_is_refused_with_one_line(tmp_path, text, messag
 def test_the_committed_reports_cover_every_entry_found_here():
     """docs/upstream holds one report per found_by_suite entry and an index row for each
     (regenerate: python -m matrix bisect --registry --reports-only --summary ...)."""
-    folder = registry_bounds.DEFAULT_UPSTREAM
-    found = sorted(i.id for i in known_issues.REGISTRY if i.found_by_suite)
+    folder = commands.DEFAULT_UPSTREAM
+    found = sorted(i.id for i in registry.default() if i.found_by_suite)
     assert sorted(p.stem for p in folder.glob("*.md") if p.name != "README.md") == found
     index = (folder / "README.md").read_text()
     assert all(f"| [`{i}`]({i}.md) |" in index for i in found)
 
 
 def test_a_reports_script_is_written_in_a_release_measured_bad(tmp_path, monkeypatch):
-    """A report's script comes from the environment of a release measured bad (matrix.upstream run
+    """A report's script comes from the environment of a release measured bad (`python -m matrix upstream-script` run
     there): Moshi, Fuyu, ERNIE-M... exist only in older transformers, and a config or Trainer
     argument written by today's transformers can fail another way on 4.40 (FSMT's vocab_size)."""
     import subprocess
     import sys
     from pathlib import Path
 
-    from matrix import envs
+    from matrix.grid import envs
 
     cells = list(load_cells())
     record = _record({"5.22.2": "good", "5.23.0": "bad"})
     record["axes"]["transformers"]["first_bad"] = "5.23.0"
-    assert registry_bounds.script_cell(WITNESS, record, cells).name == load_cells().known_good().name
+    assert scripts.script_cell(WITNESS, record, cells).name == load_cells().known_good().name
     seen = {**WITNESS, "summary_versions": {"peft": "0.17.1", "transformers": "4.55.3"}}
-    assert registry_bounds.script_cell(seen, None, cells).name == "peft-0.17.1"  # where it was seen
-    assert registry_bounds.script_cell(WITNESS, None, cells) is None
+    assert scripts.script_cell(seen, None, cells).name == "peft-0.17.1"  # where it was seen
+    assert scripts.script_cell(WITNESS, None, cells) is None
 
     built = []
 
@@ -503,9 +506,9 @@ def test_a_reports_script_is_written_in_a_release_measured_bad(tmp_path, monkeyp
         return Path(sys.executable), 0.0
 
     monkeypatch.setattr(envs, "build_env", build_env)
-    monkeypatch.setattr(upstream, "reproduction", lambda witness: (None, "KeyError: unknown architecture 'llama'"))
+    monkeypatch.setattr(scripts, "reproduction", lambda witness: (None, "KeyError: unknown architecture 'llama'"))
     lines = []
-    script = registry_bounds.scripts_anywhere(tmp_path / "envs", lines.append)
+    script = scripts.scripts_anywhere(tmp_path / "envs", lines.append)
     text, why = script(WITNESS, record)  # in a fresh process: there the family exists
     assert why == "" and "Reproduction: prefix tuning, property 'prefix-acts:disable'" in text, why
     assert built == [load_cells().known_good().name] and "was written in" in lines[-1]
@@ -513,7 +516,5 @@ def test_a_reports_script_is_written_in_a_release_measured_bad(tmp_path, monkeyp
     assert text is None and "unknown architecture 'llama'; no environment for peft-0.17.1" in why
     assert script(WITNESS, None) == (None, "KeyError: unknown architecture 'llama'")
     calls = []
-    once = registry_bounds.prepared_scripts(
-        lambda w, r: calls.append(w["case_key"]) or ("text", ""), [(WITNESS, None)], 2
-    )
+    once = scripts.prepared_scripts(lambda w, r: calls.append(w["case_key"]) or ("text", ""), [(WITNESS, None)], 2)
     assert once(WITNESS, None) == ("text", "") and calls == [WITNESS["case_key"]]  # prepared, not run again

@@ -1,5 +1,5 @@
-"""`python -m matrix cells --refresh` (matrix/releases.py): the release history read from the
-package index, the two axes made from it, and the rewrite of matrix/cells.toml.
+"""`python -m matrix cells --refresh` (matrix/grid/releases.py): the release history read from the
+package index, the two axes made from it, and the rewrite of matrix/grid/cells.toml.
 
 The index answers are recorded (tests/selftest/data/releases/, PyPI's simple JSON API trimmed to a
 few versions each), so nothing here touches the network; the probe is faked except in the tests
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from matrix import cells as cells_mod
-from matrix import releases
-from matrix.releases import Release, ReleasesError
+from matrix.grid import cells as cells_mod
+from matrix.grid import refresh, releases
+from matrix.grid.releases import Release, ReleasesError
 
 pytestmark = pytest.mark.selftest
 
@@ -170,7 +170,7 @@ def test_one_fetch_per_package_for_a_whole_generation():
         asked.append(url)
         return recorded(url)
 
-    releases.generate_cells(fetch=counting, probe=works)
+    refresh.generate_cells(fetch=counting, probe=works)
     assert sorted(asked) == [releases.project_url(p) for p in ("accelerate", "peft", "transformers")]
 
 
@@ -182,7 +182,7 @@ def test_the_suite_minimums_come_from_pyproject():
 
 
 def test_the_peft_axis_has_every_minor_with_the_transformers_of_its_day():
-    cells = pairs(releases.generate_cells(fetch=recorded))
+    cells = pairs(refresh.generate_cells(fetch=recorded))
     # 0.10.0 came out with 4.39.0, under the suite's 4.40 minimum: it gets 4.40's latest patch;
     # 0.11.1 went up hours before 4.41.0; 0.21.2 the day after 5.18.0. accelerate: the newest at
     # the later of the two uploads (4.40.2's for 0.10.0: 0.30.0, where 0.10.0's day gives 0.28.0)
@@ -193,7 +193,7 @@ def test_the_peft_axis_has_every_minor_with_the_transformers_of_its_day():
 
 
 def test_the_transformers_axis_pairs_the_newest_peft_with_every_minor():
-    cells = releases.generate_cells(fetch=recorded)
+    cells = refresh.generate_cells(fetch=recorded)
     axis = {c["name"]: c["transformers"] for c in cells if c["peft"] == "0.21.2"}
     assert axis == {
         "peft-0.21.2": "5.18.0",  # the PEFT axis names this pair; no peft-0.21.2-tf-5.18 besides it
@@ -222,7 +222,7 @@ def test_the_transformers_axis_pairs_the_newest_peft_with_every_minor():
 
 def test_the_known_good_cell_keeps_its_pins_when_a_newer_patch_of_its_minor_appears():
     newer = {"filename": "transformers-5.23.1-py3-none-any.whl", "upload-time": "2026-11-14T00:00:00Z", "yanked": False}
-    cells = releases.generate_cells(fetch=with_files(newer))
+    cells = refresh.generate_cells(fetch=with_files(newer))
     good = [c for c in cells if c.get("known_good")]
     assert pairs(good) == {"peft-0.21.2-tf-5.23": ("0.21.2", "5.23.0", "1.15.0")}
     assert pairs(cells)["peft-0.21.2-tf-5.23.1"] == ("0.21.2", "5.23.1", "1.15.0")
@@ -230,7 +230,7 @@ def test_the_known_good_cell_keeps_its_pins_when_a_newer_patch_of_its_minor_appe
 
 def test_peft_latest_is_a_peft_axis_cell_when_the_newest_peft_is_the_newest_upload():
     newest = {"filename": "peft-0.22.0-py3-none-any.whl", "upload-time": "2026-11-28T00:00:00Z", "yanked": False}
-    cells = pairs(releases.generate_cells(fetch=with_files(newest)))
+    cells = pairs(refresh.generate_cells(fetch=with_files(newest)))
     assert cells["peft-latest"] == ("0.22.0", "5.24.0", "1.15.0")
     assert "peft-0.22.0" not in cells and "peft-0.22.0-tf-5.24" not in cells
     assert cells["peft-0.22.0-tf-5.23"][:2] == ("0.22.0", "5.23.0")
@@ -243,7 +243,7 @@ def test_extra_pins_come_from_the_rules_and_reach_the_cells(monkeypatch):
     monkeypatch.setattr(releases, "EXTRA_RULES", (rule, rule))
     assert releases.extras_for("0.10.0", "4.40.2") == ["numpy<2", "tokenizers<0.20"]  # once each
     assert releases.extras_for("0.12.0", "4.40.2") == releases.extras_for("0.10.0", "4.41.0") == []
-    extra = {c["name"]: c.get("extra") for c in releases.generate_cells(fetch=recorded)}
+    extra = {c["name"]: c.get("extra") for c in refresh.generate_cells(fetch=recorded)}
     assert extra["peft-0.10.0"] == ["numpy<2", "tokenizers<0.20"] and extra["peft-0.21.2-tf-4.40"] is None
 
 
@@ -262,9 +262,9 @@ def blocks(text: str) -> dict[str, str]:
 
 def test_the_first_refresh_replaces_the_released_cells_and_keeps_everything_else(unmarked):
     before = unmarked.read_text()
-    assert releases.BEGIN not in before
+    assert refresh.BEGIN not in before
     old = cells_mod.load(unmarked)
-    summary = releases.refresh(unmarked, fetch=recorded, probe=works)
+    summary = refresh.refresh(unmarked, fetch=recorded, probe=works)
     after = unmarked.read_text()
     new = cells_mod.load(unmarked)
     assert after.startswith(before[: before.index("[[cell]]")])  # the header
@@ -276,8 +276,8 @@ def test_the_first_refresh_replaces_the_released_cells_and_keeps_everything_else
     assert blocks(before)["peft-0.21.2-tf-5.23"] in after  # the known-good pin, byte for byte
     assert new.known_good() == old.known_good()
     assert {"peft-0.13.2", "peft-0.15.2", "peft-0.17.1"}.isdisjoint(c.name for c in new)
-    assert after.count(releases.BEGIN) == 1 and after.count(releases.END) == 1
-    assert after.index(releases.BEGIN) < after.index("[[cell]]") and after.index(releases.END) < after.index(
+    assert after.count(refresh.BEGIN) == 1 and after.count(refresh.END) == 1
+    assert after.index(refresh.BEGIN) < after.index("[[cell]]") and after.index(refresh.END) < after.index(
         blocks(before)[hand_made[0]]
     )
     assert "10 released cells" in summary and "4 hand-made cells untouched" in summary
@@ -290,22 +290,22 @@ def test_the_known_good_pins_are_never_regenerated(cells_copy):
     good = blocks(text)["peft-0.21.2-tf-5.23"]
     hand_pinned = good.replace('accelerate = "1.15.0"', 'accelerate = "1.14.0"\nextra = ["numpy<3"]')
     cells_copy.write_text(text.replace(good, hand_pinned))
-    releases.refresh(cells_copy, fetch=recorded, probe=works)
-    releases.refresh(cells_copy, fetch=recorded, probe=works)
+    refresh.refresh(cells_copy, fetch=recorded, probe=works)
+    refresh.refresh(cells_copy, fetch=recorded, probe=works)
     assert hand_pinned in cells_copy.read_text()
     assert cells_mod.load(cells_copy).known_good().extra == ("numpy<3",)
 
 
 def test_refresh_is_idempotent_and_later_refreshes_touch_only_the_region(cells_copy):
-    releases.refresh(cells_copy, fetch=recorded, probe=works)
+    refresh.refresh(cells_copy, fetch=recorded, probe=works)
     once = cells_copy.read_text()
-    releases.refresh(cells_copy, fetch=recorded, probe=works)
+    refresh.refresh(cells_copy, fetch=recorded, probe=works)
     assert cells_copy.read_text() == once
-    outside = once.split(releases.END)[1]
+    outside = once.split(refresh.END)[1]
     newer = {"filename": "transformers-5.25.0-py3-none-any.whl", "upload-time": "2026-11-28T00:00:00Z", "yanked": False}
-    releases.refresh(cells_copy, fetch=with_files(newer), probe=works)
+    refresh.refresh(cells_copy, fetch=with_files(newer), probe=works)
     moved = cells_copy.read_text()
-    assert moved.split(releases.END)[1] == outside and moved.split(releases.BEGIN)[0] == once.split(releases.BEGIN)[0]
+    assert moved.split(refresh.END)[1] == outside and moved.split(refresh.BEGIN)[0] == once.split(refresh.BEGIN)[0]
     latest = cells_mod.load(cells_copy).get("peft-latest")
     assert latest.transformers == "5.25.0"
     assert cells_mod.load(cells_copy).get("peft-0.21.2-tf-5.24").transformers == "5.24.0"
@@ -313,11 +313,11 @@ def test_refresh_is_idempotent_and_later_refreshes_touch_only_the_region(cells_c
 
 def test_the_refreshed_file_is_what_the_cells_self_test_wants(tmp_path, monkeypatch):
     """test_matrix's own check of the cells file, run on a refreshed copy (beside tox.ini's copy)."""
-    path = tmp_path / "matrix" / "cells.toml"
-    path.parent.mkdir()
+    path = tmp_path / "matrix" / "grid" / "cells.toml"
+    path.parent.mkdir(parents=True)
     shutil.copy(cells_mod.CELLS_FILE, path)
-    shutil.copy(cells_mod.CELLS_FILE.parents[1] / "tox.ini", tmp_path / "tox.ini")
-    releases.refresh(path, fetch=recorded, probe=works)
+    shutil.copy(cells_mod.CELLS_FILE.parents[2] / "tox.ini", tmp_path / "tox.ini")
+    refresh.refresh(path, fetch=recorded, probe=works)
     monkeypatch.setattr(cells_mod, "CELLS_FILE", path)
     monkeypatch.setattr(cells_mod.load, "__defaults__", (path,))
     from tests.selftest.test_matrix import test_the_cells_file_is_valid_and_tox_pins_the_known_good_cell as check
@@ -336,7 +336,7 @@ def test_a_failed_probe_is_recorded_as_one_line_and_the_cell_skipped(cells_copy)
             return "forward: RuntimeError: a pretend failure"
         return None
 
-    summary = releases.refresh(cells_copy, fetch=recorded, probe=probe)
+    summary = refresh.refresh(cells_copy, fetch=recorded, probe=probe)
     cells = cells_mod.load(cells_copy)
     reason = "install: Because peft==0.21.2 depends on transformers>=4.46 and you require transformers==4.41.2"
     assert cells.get("peft-0.21.2-tf-4.41").unavailable == reason
@@ -353,34 +353,34 @@ def test_a_failed_probe_is_recorded_as_one_line_and_the_cell_skipped(cells_copy)
 
 
 def test_without_a_probe_recorded_reasons_stay_for_the_same_pins(cells_copy):
-    releases.refresh(cells_copy, fetch=recorded, probe=lambda c: "import: broken" if c["peft"] == "0.10.0" else None)
+    refresh.refresh(cells_copy, fetch=recorded, probe=lambda c: "import: broken" if c["peft"] == "0.10.0" else None)
     probed = cells_copy.read_text()
-    releases.refresh(cells_copy, fetch=recorded)  # --no-probe
+    refresh.refresh(cells_copy, fetch=recorded)  # --no-probe
     assert cells_copy.read_text() == probed
     assert cells_mod.load(cells_copy).get("peft-0.10.0").unavailable == "import: broken"
 
 
 def test_a_broken_region_or_nothing_to_replace_is_refused(cells_copy, unmarked):
     text = cells_copy.read_text()
-    cells_copy.write_text(text + "\n" + releases.BEGIN + "\n")
+    cells_copy.write_text(text + "\n" + refresh.BEGIN + "\n")
     with pytest.raises(ReleasesError, match="expected one"):
-        releases.refresh(cells_copy, fetch=recorded, probe=works)
+        refresh.refresh(cells_copy, fetch=recorded, probe=works)
     text = unmarked.read_text()
     hand_made_only = text[: text.index("[[cell]]")] + text[text.index("# The known-good pair on a GPU") :]
     hand_made_only += '\n[[cell]]\nname = "pinned"\npeft = "0.21.2"\ntransformers = "5.23.0"\n'
     hand_made_only += 'accelerate = "1.15.0"\nknown_good = true\ndevice = "cpu"\n'
     cells_copy.write_text(hand_made_only)
     with pytest.raises(ReleasesError, match="no markers and no released cells"):
-        releases.refresh(cells_copy, fetch=recorded, probe=works)
+        refresh.refresh(cells_copy, fetch=recorded, probe=works)
 
 
 def test_a_hand_made_known_good_cell_stays_outside_and_its_pair_is_not_generated_again(cells_copy):
-    releases.refresh(cells_copy, fetch=recorded, probe=works)
+    refresh.refresh(cells_copy, fetch=recorded, probe=works)
     text = cells_copy.read_text()
     good = blocks(text)["peft-0.21.2-tf-5.23"]
     moved = text.replace(good + "\n\n", "") + "\n" + good + "\n"
     cells_copy.write_text(moved)
-    releases.refresh(cells_copy, fetch=recorded, probe=works)
+    refresh.refresh(cells_copy, fetch=recorded, probe=works)
     cells = cells_mod.load(cells_copy)
     assert [c.name for c in cells if (c.peft, c.transformers, c.device) == ("0.21.2", "5.23.0", "cpu")] == [
         "peft-0.21.2-tf-5.23"
@@ -410,7 +410,7 @@ def test_a_hand_made_known_good_cell_stays_outside_and_its_pair_is_not_generated
     ],
 )
 def test_a_failure_reason_is_the_line_that_says_why(output, reason):
-    assert releases._reason(output) == reason
+    assert refresh._reason(output) == reason
 
 
 def test_the_probe_script_passes_here_and_names_a_version_mismatch():
@@ -420,8 +420,8 @@ def test_the_probe_script_passes_here_and_names_a_version_mismatch():
     import transformers
 
     cell = cells_mod.Cell("here", peft.__version__, transformers.__version__, "0")
-    assert releases._run_probe(Path(sys.executable), cell) is None
+    assert refresh._run_probe(Path(sys.executable), cell) is None
     wrong = cells_mod.Cell("here", "0.10.0", transformers.__version__, "0")
-    assert releases._run_probe(Path(sys.executable), wrong) == (
+    assert refresh._run_probe(Path(sys.executable), wrong) == (
         f"import: RuntimeError: peft {peft.__version__} installed, 0.10.0 wanted"
     )

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from matrix import report
+from matrix.grid import report
+from matrix.grid.report import data, legend
+from matrix.grid.report import html as report_html
+from matrix.grid.report import markdown as report_md
+from matrix.grid.report.data import release_order
 
 pytestmark = pytest.mark.selftest
 
@@ -29,7 +33,7 @@ def _versions(cell: str) -> dict:
 
 
 def _rows(producer: str, *groups: tuple) -> list[dict]:
-    """Result rows (as matrix/cellwork.py writes them) for one producer: each group is
+    """Result rows (as matrix/grid/consume.py writes them) for one producer: each group is
     (count, verdict, arch, task[, issue])."""
     out = []
     for count, verdict, arch, task, *issue in groups:
@@ -173,7 +177,7 @@ def _bar(page: str, square: str) -> list[tuple[int, str]]:
 def test_a_square_shows_its_mix_of_verdicts_not_only_its_worst(mixed):
     report.write(mixed)
     page = (mixed / "matrix.html").read_text()
-    green, red = report.STYLE["pass"][0], report.STYLE["fail"][0]
+    green, red = legend.STYLE["pass"][0], legend.STYLE["fail"][0]
     assert _bar(page, "a → b") == [(48, green), (1, red)]
     assert _bar(page, "b → b") == [(1, green), (48, red)]
     assert "a → b: 48/49 pass, 1 fail" in html.unescape(page) and "b → b: 1/49 pass, 48 fail" in html.unescape(page)
@@ -195,11 +199,11 @@ def test_a_square_opens_on_its_families_and_cases(mixed):
     [
         ({"pass": 48, "fail": 1}, 10),
         ({"pass": 1, "fail": 1, "load-error": 1}, 10),
-        ({v: 1 for v in report.VERDICTS}, 8),
+        ({v: 1 for v in legend.VERDICTS}, 8),
     ],
 )
 def test_blocks_fill_the_width_and_no_verdict_present_disappears(counts, width):
-    blocks = report.slots(Counter(counts), width)
+    blocks = report_md.slots(Counter(counts), width)
     assert len(blocks) == width and set(blocks) == set(counts)
 
 
@@ -209,7 +213,7 @@ def test_a_verdict_the_report_does_not_know_is_drawn_not_dropped(tmp_path):
     )
     summary = report.write(folder)
     assert summary["grid"] == {"a -> b": {"pass": 2, "brand-new": 1}}
-    assert report.UNKNOWN_STYLE[1] in (folder / "matrix.md").read_text()
+    assert legend.UNKNOWN_STYLE[1] in (folder / "matrix.md").read_text()
     assert "2/3 pass, 1 brand-new" in html.unescape((folder / "matrix.html").read_text())
 
 
@@ -236,9 +240,9 @@ def test_matrix_md_json_and_html_give_the_same_counts(every_outcome):
     md = (every_outcome / "matrix.md").read_text()
     page = html.unescape((every_outcome / "matrix.html").read_text())
     for square, counts in summary["grid"].items():
-        text = report.counts_text(Counter(counts))
+        text = data.counts_text(Counter(counts))
         producer, consumer = square.split(" -> ")
-        assert f"{report.emoji_bar(Counter(counts))} {text}" in md, square
+        assert f"{report_md.emoji_bar(Counter(counts))} {text}" in md, square
         assert f"title='{producer} → {consumer}: {text}'" in page, square
     rows = Counter((r["producer"], r["consumer"], r["verdict"]) for r in summary["rows"])
     assert {
@@ -316,10 +320,10 @@ def _longest_run(rows: list[bytes], colour: str) -> int:
 @pytest.fixture(scope="module")
 def browser():
     """A headless Chromium, or a skip that says where one was looked for and how to get one."""
-    found = report.find_browser()
+    found = report_html.find_browser()
     if not found:
         named = os.environ.get("CHROMIUM")
-        where = f"CHROMIUM={named!r} is no program" if named else "looked for " + ", ".join(report.BROWSERS)
+        where = f"CHROMIUM={named!r} is no program" if named else "looked for " + ", ".join(report_html.BROWSERS)
         pytest.skip(
             f"no headless Chromium found ({where}): install Debian's chromium-headless-shell "
             "(apt-get install chromium-headless-shell) or any Chrome/Chromium, or set CHROMIUM to one"
@@ -334,10 +338,10 @@ def test_a_browser_draws_each_square_as_its_mix(browser, tmp_path):
         tmp_path, {("a", "b"): _rows("a", (30, "pass", "llama", "CAUSAL_LM"), (10, "fail", "bert", "SEQ_CLS"))}
     )
     report.write(folder)
-    png = report.screenshot(folder / "matrix.html", tmp_path / "mix.png", size=(900, 500), browser=browser)
+    png = report_html.screenshot(folder / "matrix.html", tmp_path / "mix.png", size=(900, 500), browser=browser)
     width, height, rows = png_pixels(png)
     assert (width, height) == (900, 500)
-    green, red = _longest_run(rows, report.STYLE["pass"][0]), _longest_run(rows, report.STYLE["fail"][0])
+    green, red = _longest_run(rows, legend.STYLE["pass"][0]), _longest_run(rows, legend.STYLE["fail"][0])
     assert red > 20, f"no red bar segment drawn (longest red run {red}px)"
     assert 2.5 < green / red < 3.5, (green, red)
 
@@ -346,16 +350,15 @@ def test_a_browser_draws_the_committed_matrix(browser, tmp_path):
     """docs/matrix/matrix.json drawn again and shot: every verdict it holds shows in its colour."""
     shutil.copy(DOCS_MATRIX, tmp_path / "matrix.json")
     summary = report.write(tmp_path)
-    png = report.screenshot(tmp_path / "matrix.html", tmp_path / "matrix.png", size=(1400, 900), browser=browser)
+    png = report_html.screenshot(tmp_path / "matrix.html", tmp_path / "matrix.png", size=(1400, 900), browser=browser)
     _, _, rows = png_pixels(png)
     seen = {bytes(row[i : i + 3]) for row in rows for i in range(0, len(row), 3)}
     verdicts = {v for counts in summary["grid"].values() for v in counts}
-    missing = [v for v in verdicts if _rgb(report.style(v)[0]) not in seen]
+    missing = [v for v in verdicts if _rgb(data.style(v)[0]) not in seen]
     assert not missing, f"verdicts with no pixel of their colour: {missing}"
 
 
 def test_cells_read_in_release_order():
-    from matrix.report import release_order
 
     names = ["peft-latest", "peft-0.21.2-tf-5.10", "peft-0.21.2", "peft-0.21.2-tf-5.2", "peft-0.9.0"]
     assert sorted(names, key=release_order) == [

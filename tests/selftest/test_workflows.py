@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from matrix import cells as cells_mod
+from matrix.grid import cells as cells_mod
 from tests.selftest import actionlint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def _tox_envs() -> set[str]:
 
 
 def test_every_command_is_a_tox_env_or_the_matrix_cli():
-    from matrix.__main__ import main as matrix_main
+    from matrix.cli import main as matrix_main
 
     envs = _tox_envs()
     subcommands = set(re.findall(r"sub\.add_parser\(\s*\"([\w-]+)\"", (ROOT / "matrix" / "__main__.py").read_text()))
@@ -225,11 +225,11 @@ def fake_github():
 
 def _pinned_keys(archs: str) -> set[str]:
     """The pinned cases a cell produces under MATRIX_ARCHS=archs (the reduced form has no drawn ones)."""
-    from matrix import cellwork
+    from matrix.grid import produce
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MATRIX_ARCHS", archs)
-        return {c.key for c in cellwork.pinned_cases()}
+        return {c.key for c in produce.pinned_cases()}
 
 
 def act(workflow: str, store: Path, *args: str) -> subprocess.CompletedProcess:
