@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from . import properties
 from .case import Case
+from .verdicts import FAILED, INCONCLUSIVE, KNOWN, PASSED
 
 TINY_LIMITS = {"hidden_size": 64, "num_layers": 3, "num_virtual_tokens": 32}
 AXES = (
@@ -103,7 +104,7 @@ def markdown(coverage: dict) -> list[str]:
     for axis in AXES:
         cells = []
         for value, n in sorted((coverage.get(axis) or {}).items()):
-            counts = "/".join(str(n.get(k, 0)) for k in ("passed", "known", "inconclusive", "failed"))
+            counts = "/".join(str(n.get(k, 0)) for k in (PASSED, KNOWN, INCONCLUSIVE, FAILED))
             cells.append(f"{value} {counts}")
         shown = cells if axis != "architecture" or len(cells) <= 20 else [f"{len(cells)} architectures (summary.json)"]
         lines.append(f"| {axis} | {', '.join(shown) or '-'} |")

@@ -54,7 +54,7 @@ def build(recorder: Recorder, facts: RunFacts) -> dict:
                     "describe": row["describe"],
                 }
             )
-            out["totals"]["failed"] += 1
+            out["totals"][FAILED] += 1
     if facts.discovered_families is not None:
         out["discovered_families"] = facts.discovered_families
     if facts.skipped_families is not None:
@@ -197,7 +197,7 @@ def markdown(summary: dict, env: str, pinned: bool) -> str:
 def _md_head(summary: dict, env: str) -> list[str]:
     versions = ", ".join(f"{k} {v}" for k, v in sorted(summary["versions"].items()) if k != "python")
     totals = summary["totals"]
-    mark = "passed" if totals[FAILED] == 0 else "FAILED"
+    mark = PASSED if totals[FAILED] == 0 else "FAILED"
     return [
         f"## Property suite `{env}`: {mark}",
         "",

@@ -30,10 +30,8 @@ values at build time.
 from __future__ import annotations
 
 import os
-import re
 
 from hypothesis import strategies as st
-from hypothesis.errors import InvalidArgument
 
 from prefixcheck import architectures as archs
 from prefixcheck.case import (
@@ -49,6 +47,9 @@ from prefixcheck.case import (
     Recipe,
 )
 from prefixcheck.versions import features
+
+from . import arguments as check
+from .arguments import InvalidStrategyArgument as InvalidStrategyArgument  # the error of every strategy here
 
 # Named limits: every example builds and trains a model, so sizes stay tiny.
 MAX_LAYERS = 3
@@ -88,29 +89,15 @@ def size_tiers() -> tuple[str, ...]:
     return tiers
 
 
-# -- what arguments may be (checked at build time, by the helpers at the end of this module) --
-# the families whose layouts attention_layouts/wide_layouts/kv_heads build; a discovered (generic)
-# family draws the layouts discovery saw (discovered_layouts)
-LAYOUT_FAMILIES = (archs.MHA, archs.GQA, archs.EXPLICIT, archs.MQA, archs.INNER)
-GROUPED_FAMILIES = (archs.GQA, archs.EXPLICIT, archs.MQA)  # can have fewer KV heads than heads
-FAMILY_ARGS = archs.FAMILY_SETS  # a strategy's `families`: "all" or "curated" (None: PREFIXCHECK_FAMILIES)
-PADDING_SIDES = ("left", "right")
-# a ModuleDict key and a folder name under save_pretrained's directory: no ".", no "/", not empty
-ADAPTER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
 MAX_PINNED_VIRTUAL_TOKENS = WIDE_VIRTUAL_TOKENS[1]  # longer leaves no sequence room below the position limit
 MAX_SEQ_LEN = POSITION_LIMIT - MAX_NEW_TOKENS - 1  # recipes(max_seq_len=): at least one virtual token fits
-
-
-class InvalidStrategyArgument(InvalidArgument, ValueError):
-    """A strategy built with an argument it cannot draw from: one line, naming the call and the
-    argument. A Hypothesis `InvalidArgument`, and a `ValueError` as these errors always were."""
 
 
 # -- small pieces --------------------------------------------------------------------------
 num_virtual_tokens = st.integers(1, MAX_VIRTUAL_TOKENS)
 num_layers = st.integers(1, MAX_LAYERS)
 seeds = st.integers(0, 2**16)
-padding_sides = st.sampled_from(PADDING_SIDES)
+padding_sides = st.sampled_from(check.PADDING_SIDES)
 
 
 def dtypes(device: str = "cpu") -> st.SearchStrategy[str]:
@@ -120,7 +107,7 @@ def dtypes(device: str = "cpu") -> st.SearchStrategy[str]:
     device: "cpu" or "cuda", the device the dtypes are for (only names are drawn, so "cuda" is
         accepted without a CUDA device). Shrinks towards float32.
     """
-    _check_choice("dtypes", "device", device, DEVICES, optional=False)
+    check.choice("dtypes", "device", device, DEVICES, optional=False)
     return _dtypes(device)
 
 
@@ -141,7 +128,7 @@ def kv_heads(family: str, heads: int, gqa: bool | None = None, most: int = 0) ->
     """KV heads a family can express for `heads` query heads: a divisor (GQA, explicit head_dim),
     1 or all (MQA), all otherwise.
 
-    family: one of LAYOUT_FAMILIES (mha, gqa, explicit, mqa, inner); decides which counts exist.
+    family: one of check.LAYOUT_FAMILIES (mha, gqa, explicit, mqa, inner); decides which counts exist.
     heads: the query heads, an int >= 1 (>= 2 with gqa=True: one head cannot be grouped).
     gqa: True pins grouped (fewer KV heads than heads; the family must be gqa, explicit or mqa),
         False pins all heads; None draws either. Shrinks towards all heads (MHA, the simplest), then
@@ -149,15 +136,15 @@ def kv_heads(family: str, heads: int, gqa: bool | None = None, most: int = 0) ->
     most: an int >= 0; when given (> 0) bounds the KV heads below MHA to at most `most` (the wide
         tier's WIDE_MAX_KV_HEADS); 0 leaves them unbounded. Ignored outside gqa and explicit.
     """
-    _check_layout_family("kv_heads", family)
-    if not _is_int(heads) or heads < 1:
-        _reject("kv_heads", "heads must be an int >= 1", heads=heads)
-    _check_flag("kv_heads", "gqa", gqa)
-    _check_gqa_family("kv_heads", family, gqa)
+    check.layout_family("kv_heads", family)
+    if not check.is_int(heads) or heads < 1:
+        check.reject("kv_heads", "heads must be an int >= 1", heads=heads)
+    check.flag("kv_heads", "gqa", gqa)
+    check.gqa_family("kv_heads", family, gqa)
     if gqa and heads < 2:
-        _reject("kv_heads", "gqa=True needs at least 2 heads to group", heads=heads, gqa=gqa)
-    if not _is_int(most) or most < 0:
-        _reject("kv_heads", "most must be an int >= 0 (0: no bound)", most=most)
+        check.reject("kv_heads", "gqa=True needs at least 2 heads to group", heads=heads, gqa=gqa)
+    if not check.is_int(most) or most < 0:
+        check.reject("kv_heads", "most must be an int >= 0 (0: no bound)", most=most)
     return _kv_heads(family, heads, gqa, most)
 
 
@@ -177,7 +164,7 @@ def attention_layouts(
 ) -> st.SearchStrategy[AttentionLayout]:
     """Heads, KV heads and head width a family can express (the tiny tier).
 
-    family: one of LAYOUT_FAMILIES (mha, gqa, explicit, mqa, inner). Explicit: hidden is heads times
+    family: one of check.LAYOUT_FAMILIES (mha, gqa, explicit, mqa, inner). Explicit: hidden is heads times
         one of WIDTH_PER_HEAD, head_dim drawn apart; inner (T5): d_model is heads * head_dim or one of
         T5_D_MODELS; otherwise hidden is heads * head_dim.
     head_dims: a non-empty tuple (or list) of ints >= 1 the head width is drawn from, shrinking
@@ -188,11 +175,15 @@ def attention_layouts(
     >>> attention_layouts(archs.EXPLICIT).example()  # doctest: +SKIP
     AttentionLayout(hidden_size=16, num_heads=4, num_kv_heads=2, head_dim=8)
     """
-    _check_layout_family("attention_layouts", family)
-    if not isinstance(head_dims, (tuple, list)) or not head_dims or not all(_is_int(d) and d >= 1 for d in head_dims):
-        _reject("attention_layouts", "head_dims must be a non-empty tuple of ints >= 1", head_dims=head_dims)
-    _check_flag("attention_layouts", "gqa", gqa)
-    _check_gqa_family("attention_layouts", family, gqa)
+    check.layout_family("attention_layouts", family)
+    if (
+        not isinstance(head_dims, (tuple, list))
+        or not head_dims
+        or not all(check.is_int(d) and d >= 1 for d in head_dims)
+    ):
+        check.reject("attention_layouts", "head_dims must be a non-empty tuple of ints >= 1", head_dims=head_dims)
+    check.flag("attention_layouts", "gqa", gqa)
+    check.gqa_family("attention_layouts", family, gqa)
     return _attention_layouts(family, head_dims, gqa)
 
 
@@ -213,12 +204,6 @@ def _attention_layouts(draw, family: str = archs.GQA, head_dims=(4, 8), gqa: boo
     return AttentionLayout(hidden_size=hidden, num_heads=heads, num_kv_heads=kv, head_dim=head_dim)
 
 
-def _can_group(arch: archs.Architecture) -> bool:
-    if arch.curated:
-        return arch.family in (archs.GQA, archs.EXPLICIT, archs.MQA)
-    return any(lay.num_kv_heads < lay.num_heads for lay in arch.layouts)
-
-
 def architectures(
     task: str | None = None, gqa: bool | None = None, families: str | None = None, curated: bool = False
 ) -> st.SearchStrategy[archs.Architecture]:
@@ -235,14 +220,14 @@ def architectures(
 
     A combination no installed architecture satisfies raises here.
     """
-    _check_choice("architectures", "task", task, TASKS)
-    _check_flag("architectures", "gqa", gqa)
-    _check_choice("architectures", "families", families, FAMILY_ARGS)
+    check.choice("architectures", "task", task, TASKS)
+    check.flag("architectures", "gqa", gqa)
+    check.choice("architectures", "families", families, check.FAMILY_ARGS)
     if not isinstance(curated, bool):
-        _reject("architectures", "curated must be True or False", curated=curated)
+        check.reject("architectures", "curated must be True or False", curated=curated)
     given = {k: v for k, v in dict(task=task, gqa=gqa, families=families, curated=curated).items() if v}
-    if not _pool_exists(task, gqa, families, curated):
-        _reject("architectures", _no_pool(task, gqa, families, curated), **given)
+    if not check.pool_exists(task, gqa, families, curated):
+        check.reject("architectures", check.no_pool(task, gqa, families, curated), **given)
     return _architectures(task, gqa, families, curated)
 
 
@@ -252,7 +237,9 @@ def _architectures(
     pool = [
         a
         for a in archs.available_architectures(families)
-        if (task is None or task in a.available_tasks()) and (not gqa or _can_group(a)) and (a.curated or not curated)
+        if (task is None or task in a.available_tasks())
+        and (not gqa or check.can_group(a))
+        and (a.curated or not curated)
     ]
     if not pool:  # only where the environment changed after the build-time check
         raise ValueError(f"no installed architecture supports task={task!r} gqa={gqa!r}")
@@ -269,15 +256,15 @@ def discovered_layouts(arch: archs.Architecture, gqa: bool | None = None) -> st.
     gqa: True keeps the grouped layouts (fewer KV heads than heads), False the others, None all.
         Shrinks towards the simplest layout discovery built (its first).
     """
-    _check_architecture("discovered_layouts", arch)
+    check.architecture("discovered_layouts", arch)
     if arch.curated:
-        _reject(
+        check.reject(
             "discovered_layouts",
             "arch must be a discovered architecture (curated ones draw attention_layouts)",
             arch=arch,
         )
-    _check_flag("discovered_layouts", "gqa", gqa)
-    _check_arch_gqa("discovered_layouts", arch, gqa, arch=arch, gqa=gqa)
+    check.flag("discovered_layouts", "gqa", gqa)
+    check.arch_gqa("discovered_layouts", arch, gqa, arch=arch, gqa=gqa)
     return _discovered_layouts(arch, gqa)
 
 
@@ -292,13 +279,13 @@ def wide_layouts(family: str = archs.GQA, gqa: bool | None = None) -> st.SearchS
     """The wide tier's layouts: 8 or 16 heads (WIDE_HEADS), head_dim from WIDE_HEAD_DIMS with
     hidden at most WIDE_MAX_HIDDEN, up to WIDE_MAX_KV_HEADS KV heads below MHA.
 
-    family: one of LAYOUT_FAMILIES; inner (T5) also draws d_model from (heads * head_dim, 128, 256).
+    family: one of check.LAYOUT_FAMILIES; inner (T5) also draws d_model from (heads * head_dim, 128, 256).
     gqa: True pins grouped KV heads (needs gqa, explicit or mqa), False all, None either, shrinking
         towards all (MHA). Heads shrink towards 8, head_dim towards 16.
     """
-    _check_layout_family("wide_layouts", family)
-    _check_flag("wide_layouts", "gqa", gqa)
-    _check_gqa_family("wide_layouts", family, gqa)
+    check.layout_family("wide_layouts", family)
+    check.flag("wide_layouts", "gqa", gqa)
+    check.gqa_family("wide_layouts", family, gqa)
     return _wide_layouts(family, gqa)
 
 
@@ -327,12 +314,12 @@ def model_specs(
         either, shrinking towards all (MHA).
     tier: one of SIZE_TIERS: "tiny" (1..MAX_LAYERS layers, shrinking to 1) or "wide" (WIDE_LAYERS).
     """
-    _check_architecture("model_specs", arch)
-    _check_choice("model_specs", "task", task, TASKS, optional=False)
-    _check_arch_task("model_specs", arch, task, arch=arch, task=task)
-    _check_flag("model_specs", "gqa", gqa)
-    _check_arch_gqa("model_specs", arch, gqa, arch=arch, gqa=gqa)
-    _check_choice("model_specs", "tier", tier, SIZE_TIERS, optional=False)
+    check.architecture("model_specs", arch)
+    check.choice("model_specs", "task", task, TASKS, optional=False)
+    check.arch_task("model_specs", arch, task, arch=arch, task=task)
+    check.flag("model_specs", "gqa", gqa)
+    check.arch_gqa("model_specs", arch, gqa, arch=arch, gqa=gqa)
+    check.choice("model_specs", "tier", tier, SIZE_TIERS, optional=False)
     return _model_specs(arch, task, gqa, tier)
 
 
@@ -366,10 +353,10 @@ def prefix_specs(
     nvt: pins num_virtual_tokens, an int between 1 and MAX_PINNED_VIRTUAL_TOKENS; None draws
         1..MAX_VIRTUAL_TOKENS, shrinking towards 1.
     """
-    _check_flag("prefix_specs", "projection", projection)
-    _check_adapter_name("prefix_specs", adapter_name)
+    check.flag("prefix_specs", "projection", projection)
+    check.adapter_name("prefix_specs", adapter_name)
     if nvt is not None:
-        _check_int(
+        check.integer(
             "prefix_specs",
             "nvt",
             nvt,
@@ -411,11 +398,11 @@ def recipes(
         the wide tier's longest sequence, an int between SEQ_LENS[1] and MAX_SEQ_LEN: seq_len is
         often exactly it, else SEQ_LENS[1]..max_seq_len.
     """
-    _check_flag("recipes", "padded", padded)
-    _check_int("recipes", "min_batch", min_batch, 1, MAX_BATCH, f"1 and MAX_BATCH={MAX_BATCH}")
-    _check_choice("recipes", "padding_side", padding_side, PADDING_SIDES)
-    if not _is_int(max_seq_len) or not (max_seq_len == 0 or SEQ_LENS[1] <= max_seq_len <= MAX_SEQ_LEN):
-        _reject(
+    check.flag("recipes", "padded", padded)
+    check.integer("recipes", "min_batch", min_batch, 1, MAX_BATCH, f"1 and MAX_BATCH={MAX_BATCH}")
+    check.choice("recipes", "padding_side", padding_side, check.PADDING_SIDES)
+    if not check.is_int(max_seq_len) or not (max_seq_len == 0 or SEQ_LENS[1] <= max_seq_len <= MAX_SEQ_LEN):
+        check.reject(
             "recipes",
             f"max_seq_len must be 0 or an int between SEQ_LENS[1]={SEQ_LENS[1]} and MAX_SEQ_LEN={MAX_SEQ_LEN}",
             max_seq_len=max_seq_len,
@@ -495,35 +482,37 @@ def cases(
     Case(model=ModelSpec(arch='llama', num_layers=2, layout=AttentionLayout(hidden_size=8,
          num_heads=2, num_kv_heads=1, head_dim=4), ...), task='CAUSAL_LM', prefix=PrefixSpec(...), ...)
     """
-    _check_choice("cases", "task", task, TASKS)
+    check.choice("cases", "task", task, TASKS)
     if arch is not None and not isinstance(arch, str):
-        _reject("cases", "arch must be an architecture name (str) or None", arch=arch)
+        check.reject("cases", "arch must be an architecture name (str) or None", arch=arch)
     for name, flag in (("projection", projection), ("gqa", gqa), ("padded", padded)):
-        _check_flag("cases", name, flag)
-    _check_choice("cases", "dtype", dtype, DTYPES)
-    _check_choice("cases", "device", device, DEVICES)
+        check.flag("cases", name, flag)
+    check.choice("cases", "dtype", dtype, DTYPES)
+    check.choice("cases", "device", device, DEVICES)
     if device == "cuda" and not features().cuda:
-        _reject("cases", "device='cuda' needs a CUDA device and torch sees none here", device=device)
+        check.reject("cases", "device='cuda' needs a CUDA device and torch sees none here", device=device)
     if dtype == "float16" and device != "cuda":
-        _reject("cases", "float16 only on device='cuda' (CPU fp16 kernels are partial)", dtype=dtype, device=device)
-    _check_adapter_name("cases", adapter_name)
+        check.reject(
+            "cases", "float16 only on device='cuda' (CPU fp16 kernels are partial)", dtype=dtype, device=device
+        )
+    check.adapter_name("cases", adapter_name)
     if adapter_name == SECOND_ADAPTER:
-        _reject(
+        check.reject(
             "cases",
             f"adapter_name must not be SECOND_ADAPTER={SECOND_ADAPTER!r} (multi-adapter's other adapter)",
             adapter_name=adapter_name,
         )
-    _check_int("cases", "min_batch", min_batch, 1, MAX_BATCH, f"1 and MAX_BATCH={MAX_BATCH}")
-    _check_choice("cases", "families", families, FAMILY_ARGS)
-    _check_choice("cases", "padding_side", padding_side, PADDING_SIDES)
+    check.integer("cases", "min_batch", min_batch, 1, MAX_BATCH, f"1 and MAX_BATCH={MAX_BATCH}")
+    check.choice("cases", "families", families, check.FAMILY_ARGS)
+    check.choice("cases", "padding_side", padding_side, check.PADDING_SIDES)
     if arch is not None:
         _check_pinned_arch(arch, task, gqa, families)
     else:
         for tier in size_tiers():
-            if not _pool_exists(task, gqa, families, curated=tier == "wide"):
+            if not check.pool_exists(task, gqa, families, curated=tier == "wide"):
                 given = {k: v for k, v in dict(task=task, gqa=gqa, families=families).items() if v is not None}
                 wide = " in the wide size tier (PREFIXCHECK_SIZE_TIERS)" if tier == "wide" else ""
-                _reject("cases", _no_pool(task, gqa, families, tier == "wide") + wide, **given)
+                check.reject("cases", check.no_pool(task, gqa, families, tier == "wide") + wide, **given)
     return _cases(task, arch, projection, gqa, dtype, device, adapter_name, padded, min_batch, families, padding_side)
 
 
@@ -532,16 +521,16 @@ def _check_pinned_arch(arch: str, task: str | None, gqa: bool | None, families: 
         a = archs.get(arch)
     except KeyError:
         curated = ", ".join(a.name for a in archs.ARCHITECTURES)
-        _reject("cases", f"arch must name a curated architecture ({curated}) or a discovered family", arch=arch)
+        check.reject("cases", f"arch must name a curated architecture ({curated}) or a discovered family", arch=arch)
     if not a.available():
-        _reject("cases", f"architecture {arch!r} is not in the installed transformers", arch=arch)
+        check.reject("cases", f"architecture {arch!r} is not in the installed transformers", arch=arch)
     if families == "curated" and not a.curated:
-        _reject(
+        check.reject(
             "cases", f"architecture {arch!r} is a discovered family, not a curated one", arch=arch, families=families
         )
     if task is not None:
-        _check_arch_task("cases", a, task, task=task, arch=arch)
-    _check_arch_gqa("cases", a, gqa, arch=arch, gqa=gqa)
+        check.arch_task("cases", a, task, task=task, arch=arch)
+    check.arch_gqa("cases", a, gqa, arch=arch, gqa=gqa)
 
 
 @st.composite
@@ -574,109 +563,3 @@ def _cases(
         device=dev,
         seed=draw(seeds),
     )
-
-
-# -- argument checks (at build time; they draw nothing) -----------------------------------
-def _shown(value: object) -> str:
-    text = f"<architecture {value.name!r}>" if isinstance(value, archs.Architecture) else repr(value)
-    return text.replace("\n", "\\n")
-
-
-def _reject(func: str, message: str, **given: object) -> None:
-    """Raise one line: `func(name=value, ...): message`, the arguments at fault in call order."""
-    call = ", ".join(f"{name}={_shown(value)}" for name, value in given.items())
-    raise InvalidStrategyArgument(f"{func}({call}): {message}")
-
-
-def _check_choice(func: str, name: str, value: object, choices: tuple, *, optional: bool = True) -> None:
-    if (value is None and optional) or (isinstance(value, str) and value in choices):
-        return
-    _reject(func, f"{name} must be one of {', '.join(choices)}", **{name: value})
-
-
-def _check_flag(func: str, name: str, value: object) -> None:
-    if value is not None and not isinstance(value, bool):
-        _reject(func, f"{name} must be True, False or None", **{name: value})
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_int(func: str, name: str, value: object, low: int, high: int, bounds: str) -> None:
-    """`bounds` says the range the way the message names it ("1 and MAX_BATCH=3")."""
-    if not _is_int(value):
-        _reject(func, f"{name} must be an int between {bounds}", **{name: value})
-    if not low <= value <= high:
-        _reject(func, f"{name} must be between {bounds}", **{name: value})
-
-
-def _check_adapter_name(func: str, value: object) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        _reject(func, "adapter_name must be a str or None", adapter_name=value)
-    if not ADAPTER_NAME.fullmatch(value):
-        _reject(
-            func,
-            "adapter_name must be letters, digits, '_' or '-', not starting with a digit or '-'"
-            " (a module key and a folder name)",
-            adapter_name=value,
-        )
-
-
-def _check_architecture(func: str, arch: object) -> None:
-    if not isinstance(arch, archs.Architecture):
-        _reject(func, "arch must be an Architecture (prefixcheck.architectures.get(name))", arch=arch)
-
-
-def _check_layout_family(func: str, family: object) -> None:
-    _check_choice(func, "family", family, LAYOUT_FAMILIES, optional=False)
-
-
-def _check_gqa_family(func: str, family: str, gqa: bool | None) -> None:
-    if gqa and family not in GROUPED_FAMILIES:
-        _reject(
-            func,
-            f"family {family!r} has no KV-head grouping; gqa=True needs one of {', '.join(GROUPED_FAMILIES)}",
-            family=family,
-            gqa=gqa,
-        )
-
-
-def _can_ungroup(arch: archs.Architecture) -> bool:
-    """Can express all KV heads (gqa=False): every curated family, a discovered one that built such a layout."""
-    return arch.curated or any(lay.num_kv_heads == lay.num_heads for lay in arch.layouts)
-
-
-def _check_arch_gqa(func: str, arch: archs.Architecture, gqa: bool | None, /, **given: object) -> None:
-    """`given`: the call's arguments to show, in its order."""
-    if gqa and not _can_group(arch):
-        _reject(func, f"architecture {arch.name!r} cannot express GQA (fewer KV heads than heads)", **given)
-    if gqa is False and not _can_ungroup(arch):
-        _reject(func, f"architecture {arch.name!r} built no layout without GQA", **given)
-
-
-def _check_arch_task(func: str, arch: archs.Architecture, task: str, /, **given: object) -> None:
-    if task not in arch.available_tasks():
-        _reject(func, f"architecture {arch.name!r} has no {task} head in the installed transformers", **given)
-
-
-def _pool_exists(task: str | None, gqa: bool | None, families: str | None, curated: bool) -> bool:
-    """Whether architectures(task, gqa, families, curated) has anything to draw; the curated
-    architectures are asked first, so discovery runs only where none of them fits."""
-
-    def fits(a: archs.Architecture) -> bool:
-        return (task is None or task in a.available_tasks()) and (not gqa or _can_group(a))
-
-    if any(fits(a) for a in archs.available_architectures("curated")):
-        return True
-    if curated or (families or archs.family_set()) == "curated":
-        return False
-    return any(fits(a) for a in archs.available_architectures(families) if not a.curated)
-
-
-def _no_pool(task: str | None, gqa: bool | None, families: str | None, curated: bool) -> str:
-    wanted = ([f"has a {task} head"] if task else []) + (["can express GQA"] if gqa else [])
-    where = " curated" if curated or (families or archs.family_set()) == "curated" else ""
-    return f"no installed{where} architecture {' and '.join(wanted) or 'is available'}"

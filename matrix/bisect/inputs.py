@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefixcheck.verdicts import LOAD_ERROR
+
 from .search import BisectError
 
 _VERSION = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
@@ -155,7 +157,7 @@ def place_of(row: dict) -> tuple[str, str]:
     """The property:point a matrix consume row's failure corresponds to (matrix/grid/consume.py
     consume_one checks config, saved table, table shape, logits, generate() in that order)."""
     detail = row.get("detail") or ""
-    if row.get("verdict") == "load-error" and not any(k in detail for k in ("config ", "generate()")):
+    if row.get("verdict") == LOAD_ERROR and not any(k in detail for k in ("config ", "generate()")):
         return "reload-equality", "load"
     for needle, place in (
         ("config ", ("config-roundtrip", "loaded-equals-saved")),

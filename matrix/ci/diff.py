@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prefixcheck.verdicts import GOOD_ROWS, KNOWN_ISSUE, PASS, fold_numbers
+from prefixcheck.verdicts import FAILED, GOOD_ROWS, KNOWN, KNOWN_ISSUE, PASS, fold_numbers
 
 DERANDOMIZED_PROFILES = ("ci", "smoke")  # summaries written before `derandomized` was recorded
 
@@ -55,7 +55,7 @@ def failure_keys(summary: dict, exact: bool) -> dict[tuple, dict]:
         out.setdefault(failure_key(f, exact), f)
         listed[f["property"]] = listed.get(f["property"], 0) + 1
     for prop, slot in summary.get("properties", {}).items():
-        unlisted = slot.get("failed", 0) - listed.get(prop, 0)
+        unlisted = slot.get(FAILED, 0) - listed.get(prop, 0)
         if unlisted > 0:
             key = (prop, "?", f"{unlisted} failed examples without details")
             out[key] = {"property": prop, "case": "?", "error": key[2]}
@@ -85,8 +85,8 @@ def suite_diff(baseline: dict, candidate: dict) -> dict:
         "known_changed": {},
     }
     for prop in sorted(set(baseline.get("properties", {})) | set(candidate.get("properties", {}))):
-        b = baseline.get("properties", {}).get(prop, {}).get("known", {})
-        c = candidate.get("properties", {}).get(prop, {}).get("known", {})
+        b = baseline.get("properties", {}).get(prop, {}).get(KNOWN, {})
+        c = candidate.get("properties", {}).get(prop, {}).get(KNOWN, {})
         if b != c:
             out["known_changed"][prop] = {"baseline": b, "candidate": c}
     return out

@@ -16,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from prefixcheck.verdicts import FAILED
+
 from ..grid.cells import Cell
 from .diff import matrix_diff, suite_diff, verdict_text
 
@@ -82,9 +84,9 @@ def read_summary(path: Path, run_id: str, proc: subprocess.CompletedProcess, wha
         raise SystemExit(
             f"error: {what}: {path} is from another run (run id {summary.get('run_id')!r}, this run {run_id!r}): {tail}"
         )
-    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not summary["totals"]["failed"]):
+    if proc.returncode not in (0, 1) or (proc.returncode == 1 and not summary["totals"][FAILED]):
         raise SystemExit(
-            f"error: {what}: pytest exited {proc.returncode} with {summary['totals']['failed']} failed examples in the summary: {tail}"
+            f"error: {what}: pytest exited {proc.returncode} with {summary['totals'][FAILED]} failed examples in the summary: {tail}"
         )
     return summary
 

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prefixcheck.case import Case
+from prefixcheck.verdicts import BAD
 
 from ..bisect.evaluate import NoEnvironment, build_quietly
 from ..grid.envs import ROOT, cell_environ
@@ -51,7 +52,7 @@ def script_cell(witness: dict, record: dict | None, cells):
     was seen with; None where cells.toml has no such pair."""
     pairs = []
     for facts in (record or {}).get("axes", {}).values():
-        bad = [v for v, verdict in facts["tested"].items() if verdict == "bad"]
+        bad = [v for v, verdict in facts["tested"].items() if verdict == BAD]
         first = [facts["first_bad"]] if facts.get("first_bad") else []
         pairs += [facts["versions"][v] for v in first + bad if v in facts.get("versions", {})]
     seen = witness.get("summary_versions") or {}

@@ -92,8 +92,8 @@ def _versions_section(issue, record: dict | None, flags: list[str], witness: dic
     return lines
 
 
-def report(issue, record: dict | None, witness: dict | None, script: str | None, why_no_script: str) -> str:
-    """The report of one entry, Markdown."""
+def report(issue, record: dict | None, witness: dict | None, script: str | None, why_no_script: str, by_hand=()) -> str:
+    """The report of one entry, Markdown. `by_hand`: its measurements by hand (measured.history)."""
     flags = measured.disagreements(issue, record) if record else []
     repo = REPOS[issue.project]
     lines = [
@@ -103,6 +103,7 @@ def report(issue, record: dict | None, witness: dict | None, script: str | None,
         f"suite; its registry entry is `{issue.id}` (prefixcheck/registry/known_issues.toml).",
         "",
         *_versions_section(issue, record, flags, witness),
+        *(["", "Measured by hand before the sweeps:", "", *(f"- {text}" for text in by_hand)] if by_hand else []),
         "",
         "## Reproduction",
         "",
@@ -216,6 +217,7 @@ def write_all(registry, records: dict[str, dict], witnesses: dict[str, dict], fo
     (what was bisected), else the summaries'. `script(witness, record)`: (text or None, why);
     default reproduction() here."""
     script = script or (lambda witness, record: reproduction(witness))
+    by_hand = measured.history()
     folder.mkdir(parents=True, exist_ok=True)
     rows, written = [], []
     for issue in registry:
@@ -224,7 +226,7 @@ def write_all(registry, records: dict[str, dict], witnesses: dict[str, dict], fo
         record = records.get(issue.id)
         witness = report_witness(issue, record, witnesses)
         text, why = script(witness, record) if witness else (None, "")
-        (folder / f"{issue.id}.md").write_text(report(issue, record, witness, text, why))
+        (folder / f"{issue.id}.md").write_text(report(issue, record, witness, text, why, by_hand.get(issue.id, ())))
         if text:
             (folder / "scripts").mkdir(exist_ok=True)
             (folder / "scripts" / f"{issue.id}.py").write_text(text)

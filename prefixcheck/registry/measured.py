@@ -16,7 +16,12 @@ prefixcheck.registry` lists them), never a failure of the suite, since this file
         "axes": {"peft" | "transformers": {
             "tested": {version: verdict}, "versions": {version: {package: version}},
             "details": {version: text}, "first_bad", "last_good", "first_fixed", "last_bad",
-            "observed": the failure line of the first bad version}}}}}
+            "observed": the failure line of the first bad version}}}},
+     "history": {ID: [text, ...]}}
+
+`history`: what was measured by hand before the sweeps, one dated paragraph each (a cell's run,
+a reproduction on a few releases, a bisect), kept as it was written; a sweep never rewrites it.
+The registry's TOML holds no measurements: this file is their one place.
 
 Only the standard library, prefixcheck.verdicts and prefixcheck.versions are imported here.
 """
@@ -113,10 +118,8 @@ def _check(entries: object, where: str) -> dict[str, dict]:
     return entries
 
 
-def load(path: str | Path | None = None) -> dict[str, dict]:
-    """The measured records by entry id ({} where nothing was measured yet); MeasuredError (one
-    line) for a file that cannot be read or is not in this form. Default: MEASURED_FILE."""
-    path = Path(path or MEASURED_FILE)
+def _read(path: Path) -> dict:
+    """The whole file, checked for its schema ({} where it does not exist yet)."""
     if not path.exists():
         return {}
     try:
@@ -127,16 +130,39 @@ def load(path: str | Path | None = None) -> dict[str, dict]:
         raise MeasuredError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise MeasuredError(f"{path}: not a measured-bounds file (schema {SCHEMA} expected)")
-    return _check(data.get("entries"), str(path))
+    history = data.get("history", {})
+    if not isinstance(history, dict) or not all(
+        isinstance(v, list) and all(isinstance(t, str) for t in v) for v in history.values()
+    ):
+        raise MeasuredError(f"{path}: 'history' must map entry ids to lists of text")
+    return data
+
+
+def load(path: str | Path | None = None) -> dict[str, dict]:
+    """The measured records by entry id ({} where nothing was measured yet); MeasuredError (one
+    line) for a file that cannot be read or is not in this form. Default: MEASURED_FILE."""
+    path = Path(path or MEASURED_FILE)
+    data = _read(path)
+    return _check(data.get("entries"), str(path)) if data else {}
+
+
+def history(path: str | Path | None = None) -> dict[str, list[str]]:
+    """The entries' measurements by hand, by entry id (see the module's docstring)."""
+    return _read(Path(path or MEASURED_FILE)).get("history", {})
 
 
 def save(updates: dict[str, dict], path: str | Path | None = None) -> dict[str, dict]:
     """Merge `updates` into the file (default MEASURED_FILE): an entry's new record replaces its
-    old one (matrix.registry.measure.merged_record keeps the axes not measured again)."""
+    old one (matrix.registry.measure.merged_record keeps the axes not measured again); the history
+    stays as it is."""
     path = Path(path or MEASURED_FILE)
-    entries = {**load(path), **updates}
+    data = _read(path)
+    entries = {**(_check(data.get("entries"), str(path)) if data else {}), **updates}
     _check(entries, str(path))
-    path.write_text(json.dumps({"schema": SCHEMA, "entries": dict(sorted(entries.items()))}, indent=1) + "\n")
+    out = {"schema": SCHEMA, "entries": dict(sorted(entries.items()))}
+    if data.get("history"):
+        out["history"] = data["history"]
+    path.write_text(json.dumps(out, indent=1) + "\n")
     return entries
 
 

@@ -293,7 +293,7 @@ def test_discovered_architectures_arguments():
     assert _raised_at_build(lambda: discovered_layouts(discovered[0], gqa="x")).startswith(
         "discovered_layouts(gqa='x')"
     )
-    ungroupable = next((a for a in discovered if not strategies._can_group(a)), None)
+    ungroupable = next((a for a in discovered if not strategies.arguments.can_group(a)), None)
     if ungroupable is not None:
         message = _raised_at_build(lambda: cases(arch=ungroupable.name, gqa=True))
         assert message.startswith(f"cases(arch={ungroupable.name!r}, gqa=True): architecture"), message
