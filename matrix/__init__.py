@@ -11,5 +11,5 @@
 - `ci`: what changed between runs (diff), the nightly's tracking issue (tracking), PR validation
   (validate, pr_spec);
 - `cli`: the one command line, `python -m matrix`; each subpackage's `commands` module holds its
-  commands (README, docs/matrix.md).
+  commands (docs/compatibility-matrix.md, docs/bisect/README.md, docs/ci.md).
 """

@@ -27,7 +27,7 @@ class Tolerance:
     atol: float
     rtol: float
     reason: str
-    measured: str = ""  # the largest difference seen on clean runs, and where (README, "Speed")
+    measured: str = ""  # the largest difference seen on clean runs, and where (docs/speed.md)
     key: str = ""  # "kind/dtype/device" in TOLERANCES
 
     @property

@@ -74,7 +74,7 @@ def code_digest() -> str:
     here = Path(__file__).parent
     engine = here.parents[1] / "prefixcheck"
     files = sorted(engine.rglob("*.py")) + sorted(engine.rglob("*.toml"))
-    files += [here.parents[1] / "strategies" / "__init__.py"]
+    files += sorted((here.parents[1] / "strategies").glob("*.py"))
     files += [here / "produce.py", here / "consume.py", Path(__file__)]
     digest = hashlib.sha256()
     for path in files:

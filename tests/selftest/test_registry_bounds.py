@@ -144,7 +144,7 @@ def test_a_fix_after_the_witness_is_found_and_flagged(tmp_path, summary):
 def test_a_regression_and_a_fix_on_the_peft_axis(tmp_path):
     """A witness seen with peft 0.17.1 anchors the PEFT axis there: bad from 0.14.0, fixed in
     0.19.1, both found. (Where the anchor is good, the search runs from both ends of the axis and
-    a bug that came and went between them is not seen: the README says so.)"""
+    a bug that came and went between them is not seen: docs/known-issues.md says so.)"""
     hits = {ENTRY: {"witness": WITNESS}}
     summary = _summary(tmp_path, hits, versions={"peft": "0.17.1", "transformers": "4.55.3"})
     rc, _, measured = _run(tmp_path, summary, fake(bad_from="0.14.0", fixed_in="0.19.1", axis="peft"), axis="peft")
