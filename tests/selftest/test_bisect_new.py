@@ -23,7 +23,7 @@ from matrix.bisect import new_failures as bisect_new
 from matrix.ci import diff as changes
 from matrix.ci import tracking
 from matrix.cli import main as matrix_main
-from tests.selftest.test_bisect import CASE
+from tests.selftest.bisect_support import CASE
 
 pytestmark = pytest.mark.selftest
 
