@@ -89,16 +89,17 @@ def plan_with(**changes):
 
 
 # -- commit mode ---------------------------------------------------------------------------------------
+def git_env() -> dict[str, str]:
+    """This environment, with a committer git accepts on any machine."""
+    names = ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME")
+    mails = ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL")
+    return {**os.environ, **dict.fromkeys(names, "t"), **dict.fromkeys(mails, "t@t")}
+
+
 def git_repo(path: Path, behaviours: list[str]) -> Path:
     """A git repository with one commit per behaviour ("good"/"bad" in behaviour.txt)."""
     path.mkdir(parents=True)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = git_env()
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
     for i, behaviour in enumerate(behaviours):
         (path / "behaviour.txt").write_text(behaviour + "\n")

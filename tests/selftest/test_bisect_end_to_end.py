@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from matrix.bisect import commands as bisect_commands
-from tests.selftest.bisect_support import CASE, parse_args
+from tests.selftest.bisect_support import CASE, git_env, parse_args
 
 pytestmark = pytest.mark.selftest
 
@@ -46,13 +46,7 @@ def peft_repository(path: Path, commits: int = 6, breaking: int = 3) -> tuple[Pa
     path.mkdir(parents=True)
     shutil.copytree(Path(peft.__file__).parent, path / "peft", ignore=shutil.ignore_patterns("__pycache__"))
     (path / "pyproject.toml").write_text(PYPROJECT)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = git_env()
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
     shas = []
     target = path / "peft" / "utils" / "save_and_load.py"
