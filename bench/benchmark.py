@@ -106,6 +106,8 @@ def per_property(n: int) -> dict:
         kwargs = {"task": "CAUSAL_LM", "min_batch": 2} if declared.generative_only else {}
         if prop == "dtype-roundtrip":
             kwargs.update(dtype="float32", device="cpu")
+        if prop == "input-paths":  # as tests/properties/test_input_paths.py draws them: a right-padded row
+            kwargs.update(padded=True, padding_side="right", min_batch=2)
         sample = draw(n, **kwargs)
         prop_s, bare_s = [], []
         for i, c in enumerate(sample):  # each case through both, alternating which goes first

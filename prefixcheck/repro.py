@@ -17,6 +17,7 @@ tell. `judge()` in the script returns what was judged (the self-tests run script
 from __future__ import annotations
 
 import ast
+import functools
 import pprint
 import textwrap
 from pathlib import Path
@@ -144,7 +145,8 @@ if __name__ == "__main__":
 '''
 
 
-def _relative_imports(module: str) -> set[str]:
+@functools.cache
+def _relative_imports(module: str) -> frozenset[str]:
     """The modules of this package that `module` (dotted, relative to it) imports, anywhere in it."""
     path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
     if not path.exists():
@@ -160,7 +162,7 @@ def _relative_imports(module: str) -> set[str]:
         names = [target] if node.module else []
         names += [f"{target}.{a.name}".strip(".") for a in node.names if _is_module(f"{target}.{a.name}".strip("."))]
         found |= {n for n in names if n}
-    return found
+    return frozenset(found)
 
 
 def _is_package(dotted: str) -> bool:
@@ -172,7 +174,8 @@ def _is_module(dotted: str) -> bool:
     return ROOT.joinpath(*parts).with_suffix(".py").exists() or ROOT.joinpath(*parts, "__init__.py").exists()
 
 
-def modules_for(group: str) -> list[str]:
+@functools.cache  # the package's files do not change within a process: read and parse them once
+def modules_for(group: str) -> tuple[str, ...]:
     """Every module the body group `checks.<group>` needs, dotted and relative to this package, in
     import order's reverse (the closure of its relative imports), the generated ones left out."""
     todo, seen = [f"checks.{group}"], []
@@ -183,9 +186,10 @@ def modules_for(group: str) -> list[str]:
         seen.append(module)
         todo += sorted(_relative_imports(module) - set(seen))
     parents = {".".join(m.split(".")[:i]) for m in seen for i in range(1, m.count(".") + 1)}
-    return sorted(set(seen) | parents)
+    return tuple(sorted(set(seen) | parents))
 
 
+@functools.cache
 def _source(module: str) -> str | None:
     """The module's source, verbatim; None for a package that is only a folder here."""
     path = ROOT.joinpath(*module.split(".")).with_suffix(".py")
