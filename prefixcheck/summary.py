@@ -173,7 +173,7 @@ def legacy_section(rows: list[dict]) -> dict:
     return {
         "totals": totals,
         "by_producer": by_producer,
-        "record": rows[0]["record"] if rows else None,
+        "record": "; ".join(sorted({r["record"] for r in rows})) or None,  # the matrix columns judged against
         "failed": [r for r in rows if r["outcome"] == FAILED],
     }
 

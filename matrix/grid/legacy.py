@@ -14,7 +14,8 @@ How a verdict reads (`judge`):
   these very versions, with the same verdict and the same failure signature (numbers folded):
   `recorded`, an incompatibility the published matrix already shows, not a new one;
   on versions the matrix has no column for (PEFT main, a pull request, a new release), the
-  newest recorded consumer's verdicts stand in for them;
+  newest recorded consumer's verdicts stand in for them, case by case, skipping a known-issue
+  record whose entry does not apply to these versions (`record_for`);
 - any other bad verdict: failed (a new incompatibility, or the same one failing another way);
 - a good verdict where the matrix recorded a bad one for these versions: failed as stale (the
   record is out of date: regenerate it), as a stale registry entry is.
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Collection
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -96,19 +98,35 @@ def _version(text: str) -> Version:
         return Version("0")
 
 
-def record_for(expected: dict, versions: dict) -> tuple[str, dict, bool]:
+def record_for(expected: dict, versions: dict, live: Collection[str] | None = None) -> tuple[str, dict, bool]:
     """(consumer label, its verdicts by 'producer/case', exact) for the installed versions: the
-    matrix column with these very versions, else the newest recorded one (exact=False)."""
+    matrix column with these very versions (exact=True); else, case by case, the newest recorded
+    consumer whose record still speaks for these versions (exact=False; each record names its
+    `column`). A known-issue record resting on an entry that does not apply here (`live`: the ids
+    of the entries that do; None: every entry) says nothing about these versions: the entry masked
+    how the square computes, so the next newest column stands in (PEFT 0.22.0 fixed the entries
+    that masked every peft-latest square of transformers 5.24)."""
     consumers = expected["consumers"]
     key = versions_key(versions)
     for label, column in consumers.items():
         if versions_key(column["versions"]) == key:
             return label, column["rows"], True
-    newest = max(
-        consumers,
-        key=lambda c: (_version(consumers[c]["versions"]["peft"]), _version(consumers[c]["versions"]["transformers"])),
-    )
-    return newest, consumers[newest]["rows"], False
+    newest_first = sorted(consumers, key=lambda c: _release_order(consumers[c]["versions"]), reverse=True)
+    rows: dict[str, dict] = {}
+    for label in newest_first:
+        for case, record in consumers[label]["rows"].items():
+            if case not in rows and _speaks_for(record, live):
+                rows[case] = {**record, "column": label}
+    return newest_first[0], rows, False
+
+
+def _release_order(versions: dict) -> tuple[Version, Version]:
+    return _version(versions["peft"]), _version(versions["transformers"])
+
+
+def _speaks_for(record: dict, live: Collection[str] | None) -> bool:
+    """Whether a recorded verdict says anything about versions where only the `live` entries apply."""
+    return live is None or record.get("verdict") != KNOWN_ISSUE or record.get("issue") in live
 
 
 def judge(row: dict, recorded: dict | None, exact: bool) -> tuple[str, str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from matrix.grid import legacy
-from prefixcheck import records, verdicts
+from prefixcheck import records, registry, verdicts
 from prefixcheck.versions import installed
 from tests.conftest import PROFILE
 
@@ -20,7 +20,7 @@ if PROFILE == "ci":
 
 @pytest.fixture(scope="module")
 def record():
-    return legacy.record_for(legacy.load_expected(), installed())
+    return legacy.record_for(legacy.load_expected(), installed(), live=registry.default().live(installed()))
 
 
 @pytest.mark.parametrize(("producer", "folder"), FOLDERS, ids=[f"{p}/{f.name}" for p, f in FOLDERS])
@@ -29,7 +29,8 @@ def test_an_adapter_saved_by_an_older_release_loads_and_computes_the_same(produc
 
     label, rows, exact = record
     row = consume_one(folder, producer)
-    outcome, why = legacy.judge(row.__dict__, rows.get(f"{producer}/{folder.name}"), exact)
+    recorded = rows.get(f"{producer}/{folder.name}")
+    outcome, why = legacy.judge(row.__dict__, recorded, exact)
     describe = f"{row.arch} {row.task} projection={row.projection}"
     records.RECORDER.legacy.append(
         {
@@ -40,7 +41,9 @@ def test_an_adapter_saved_by_an_older_release_loads_and_computes_the_same(produc
             "issue": row.issue,
             "outcome": outcome,
             "why": why,
-            "record": f"{label}{'' if exact else ' (the newest recorded consumer: these versions have no column)'}",
+            "record": label
+            if exact
+            else f"{(recorded or {}).get('column', label)} (standing in: these versions have no column)",
         }
     )
     if outcome == verdicts.FAILED:

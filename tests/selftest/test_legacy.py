@@ -47,14 +47,40 @@ def test_a_good_verdict_where_the_record_says_bad_is_a_stale_record():
 
 
 def test_versions_without_a_column_read_the_newest_consumer():
+    bad, good = _recorded(BAD), {"verdict": "pass", "issue": None, "signature": ""}
     expected = {
         "consumers": {
-            "old": {"versions": {"peft": "0.10.0", "transformers": "4.40.2"}, "rows": {"a": 1}},
-            "new": {"versions": {"peft": "0.21.2", "transformers": "5.24.0"}, "rows": {"a": 2}},
+            "old": {"versions": {"peft": "0.10.0", "transformers": "4.40.2"}, "rows": {"a": bad}},
+            "new": {"versions": {"peft": "0.21.2", "transformers": "5.24.0"}, "rows": {"a": good}},
         }
     }
-    assert legacy.record_for(expected, {"peft": "0.10.0", "transformers": "4.40.2"}) == ("old", {"a": 1}, True)
-    assert legacy.record_for(expected, {"peft": "0.22.0.dev0", "transformers": "5.24.0"}) == ("new", {"a": 2}, False)
+    assert legacy.record_for(expected, {"peft": "0.10.0", "transformers": "4.40.2"}) == ("old", {"a": bad}, True)
+    new = legacy.record_for(expected, {"peft": "0.22.0.dev0", "transformers": "5.24.0"})
+    assert new == ("new", {"a": {**good, "column": "new"}}, False)
+
+
+def test_a_known_issue_record_whose_entry_no_longer_applies_gives_way_to_the_next_column():
+    """peft-latest recorded known-issue where tf-5.24-cache-kwarg-classification masked the square;
+    on a PEFT that fixed it the square computes again, and what it computes is judged against the
+    newest column that judged it on its merits (here the known-good one's recorded failure)."""
+    bad = _recorded(BAD)
+    masked = {"verdict": "known-issue", "issue": "tf-5.24-cache-kwarg-classification", "signature": "ValueError: ..."}
+    still = {"verdict": "known-issue", "issue": "peft-0.16-classification-modules-to-save-unset", "signature": "x"}
+    expected = {
+        "consumers": {
+            "known-good": {"versions": {"peft": "0.21.2", "transformers": "5.23.0"}, "rows": {"a": bad, "b": bad}},
+            "latest": {"versions": {"peft": "0.21.2", "transformers": "5.24.0"}, "rows": {"a": masked, "b": still}},
+        }
+    }
+    newest = {"peft": "0.22.0", "transformers": "5.25.0"}
+    live = ["peft-0.16-classification-modules-to-save-unset"]  # the cache entry ends at peft <0.22
+    label, rows, exact = legacy.record_for(expected, newest, live=live)
+    assert (label, exact) == ("latest", False)
+    assert rows == {"a": {**bad, "column": "known-good"}, "b": {**still, "column": "latest"}}
+    assert legacy.judge(BAD, rows["a"], exact)[0] == "recorded"  # the failure known-good records
+    assert legacy.judge({**BAD, "detail": "RuntimeError: another failure"}, rows["a"], exact)[0] == "failed"
+    # every entry live (no registry given): the newest record stands
+    assert legacy.record_for(expected, newest)[1]["a"]["verdict"] == "known-issue"
 
 
 def test_an_unreadable_record_is_one_line(tmp_path):
