@@ -178,6 +178,28 @@ class TrainingStalled(AssertionError):
     never moved from its initial value (every later check would then test an untrained prefix)."""
 
 
+class PrefixNotReceived(TrainingStalled):
+    """The training loss does not depend on the adapter at all: the model never received the
+    prefix (torch would say only "element 0 of tensors does not require grad")."""
+
+
+# The names a model's forward() has taken the key/value cache under: transformers 5.24 renamed
+# past_key_values to cache (transformers#50585); PEFT follows from 0.22 (get_transformers_cache_name).
+CACHE_ARGUMENTS = ("past_key_values", "cache")
+
+
+def _not_received(model: PeftModel) -> PrefixNotReceived:
+    """What the model did instead of using the prefix, as far as its forward() signature tells."""
+    base = model.get_base_model()
+    params = inspect.signature(base.forward).parameters
+    takes = [name for name in CACHE_ARGUMENTS if name in params]
+    where = f"{type(base).__name__}.forward takes {', '.join(takes) or 'no cache argument'}"
+    return PrefixNotReceived(
+        f"the training loss does not depend on the adapter: the model never received the prefix ({where}; "
+        "the prefix reached it under another name, or not at all)"
+    )
+
+
 @torch.no_grad()
 def prefix_table(model: PeftModel, adapter_name: str) -> torch.Tensor:
     """The prefix table as the live model computes it: its prompt encoder on the virtual-token
@@ -199,6 +221,8 @@ def train(model: PeftModel, case: Case, batch: dict[str, torch.Tensor], steps: i
     losses = []
     for _ in range(case.recipe.steps if steps is None else steps):
         loss = model(**batch).loss
+        if not loss.requires_grad:  # nothing trainable took part: the prefix never reached the model
+            raise _not_received(model)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -106,3 +106,23 @@ def test_the_base_reference_is_frozen_as_peft_freezes_the_base_it_wraps():
     assert not any(p.requires_grad for p in engine.pristine_base(case).parameters())
     assert all(p.requires_grad for p in engine.build_base(case).parameters())
     assert probe.run_case("prefix-acts", case, "disable-restores-base")["verdict"] == "pass"
+
+
+def test_a_prefix_the_model_never_receives_is_named_not_an_autograd_error():
+    """A forward() that drops the cache argument (as Ergo's did on transformers 5.25 with PEFT 0.21,
+    taking only `cache`): the loss does not depend on the adapter, and training says so."""
+    case = cases(task="CAUSAL_LM", arch="llama", dtype="float32", device="cpu").example()
+    model = engine.build_model(case)
+    base = model.get_base_model()
+    original = base.forward
+
+    def forward(*args, **kwargs):
+        for name in engine.CACHE_ARGUMENTS:
+            kwargs.pop(name, None)
+        return original(*args, **kwargs)
+
+    base.forward = forward  # this instance only
+    with pytest.raises(engine.PrefixNotReceived, match="never received the prefix") as info:
+        engine.train(model, case, engine.make_batch(case))
+    assert "forward takes no cache argument" in str(info.value)  # the wrapper's signature: *args, **kwargs
+    assert isinstance(info.value, engine.TrainingStalled)  # the train step's failure, as a stalled one is
