@@ -121,7 +121,8 @@ def plan(changes: dict, run: Path, limit: int, good) -> list[dict]:
     squares: dict[str, str] = {}  # square -> the case whose bisect stands for it
     started = 0
     for failure in changes.get("new_failures", []):
-        entry = {"where": failure["where"], "what": failure["property"], "error": failure.get("error", "")}
+        what = failure["property"] + (f" on {failure['describe']}" if failure.get("describe") else "")
+        entry = {"where": failure["where"], "what": what, "error": failure.get("error", "")}
         entries.append(entry)
         try:
             square = f"{failure['producer']}:{failure.get('consumer')}" if failure.get("producer") else None

@@ -98,7 +98,7 @@ def test_only_the_new_failures_are_planned_each_with_its_arguments(nightly):
     diffed, run = nightly
     entries = bisect_new.plan(diffed, run, limit=3, good=GOOD)
     assert [(e["where"], e["what"]) for e in entries] == [
-        ("suite peft-latest", "reload-equality"),
+        ("suite peft-latest", "reload-equality on llama CAUSAL_LM"),
         ("matrix peft-0.17.1 -> peft-latest", "llama CAUSAL_LM case c1"),
         ("matrix peft-0.17.1 -> peft-latest", "llama CAUSAL_LM case c2"),
     ]
@@ -318,7 +318,7 @@ def test_track_attaches_each_new_failures_bisect(nightly, canned, posted, tmp_pa
     bisect_new.bisect_new(tmp_path / "c", run, tmp_path / "bisect", 3, 600, GOOD, log=lambda line: None)
     body = _tracked(tmp_path, diffed, tmp_path / "bisect", posted)
     for line in (
-        "- suite peft-latest `reload-equality`: boundary: transformers 5.23.0 (pass) -> 5.24.0 (fail)",
+        "- suite peft-latest `reload-equality on llama CAUSAL_LM`: boundary: transformers 5.23.0 (pass) -> 5.24.0 (fail)",
         "- matrix peft-0.17.1 -> peft-latest `llama CAUSAL_LM case c1`: same verdict in every tested release: fail",
         "`llama CAUSAL_LM case c2`: not bisected: same square as case c1 (one bisect per square)",
         "- matrix peft-0.15.0 -> peft-latest `llama CAUSAL_LM case c7`: could not bisect: square peft-0.15.2",
