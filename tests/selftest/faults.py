@@ -16,10 +16,11 @@ from pathlib import Path
 
 import peft
 import peft.config
-import peft.import_utils
 import peft.peft_model
 import torch
 import transformers
+
+from prefixcheck.engine import CACHE_ARGUMENTS
 
 Patch = Callable[[object, str, object], None]
 
@@ -237,14 +238,6 @@ def prefix_dropped_without_cache(patch: Patch) -> None:
     _drop_prefix_when(patch, lambda kw: kw.get("use_cache") is False)
 
 
-def _cache_name() -> str:
-    """The keyword the installed PEFT hands the prefix cache over under: `cache` where PEFT follows
-    transformers' rename (transformers#50585, 5.24; PEFT 0.22's import_utils.get_transformers_cache_name),
-    else `past_key_values`."""
-    name = getattr(peft.import_utils, "get_transformers_cache_name", None)
-    return name() if name else "past_key_values"
-
-
 def decode_steps_feed_another_token(patch: Patch) -> None:
     """generate()'s decode steps (one new token on a cache) feed the model another token than the
     one just generated (a cache-position misalignment that spares the first step)."""
@@ -255,7 +248,7 @@ def decode_steps_feed_another_token(patch: Patch) -> None:
     def prepare(self, *args, **kwargs):
         out = original(self, *args, **kwargs)
         ids = out.get("input_ids")
-        cache = out.get(_cache_name())
+        cache = next((out[n] for n in CACHE_ARGUMENTS if out.get(n) is not None), None)  # either name
         cached = cache.get_seq_length() if hasattr(cache, "get_seq_length") else len(cache or ())  # legacy tuples
         if ids is not None and ids.shape[1] == 1 and cached:
             out["input_ids"] = 2 + (ids - 1) % 62  # another token of the tiny vocabulary [2, 64)
