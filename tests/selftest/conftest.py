@@ -1,15 +1,31 @@
-"""Fixtures the bisect self-tests share (tests/selftest/test_bisect_*.py)."""
+"""Fixtures self-tests share: the tox envs this project defines (the workflow and docs tests), and the
+fake release index and case file of the bisect tests (tests/selftest/test_bisect_*.py)."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
 import matrix.grid
 from tests.selftest.bisect_support import CASE, PEFT, TRANSFORMERS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def tox_envs() -> set[str]:
+    """Every tox env of tox.ini: what `tox list` shows, and the [testenv:NAME] sections it hides."""
+    out = subprocess.run(
+        [sys.executable, "-m", "tox", "list", "--no-desc", "-q"], cwd=ROOT, capture_output=True, text=True
+    )
+    listed = set(out.stdout.split())
+    return listed | set(re.findall(r"^\[testenv:([\w-]+)\]", (ROOT / "tox.ini").read_text(), re.M))
 
 
 # -- the command, with a fake index and injected verdicts -----------------------------------------

@@ -23,7 +23,6 @@ import pytest
 
 from matrix.cli import parser as matrix_parser
 from prefixcheck.registry import cli as registry_cli
-from tests.selftest.test_workflows import _tox_envs
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -156,11 +155,6 @@ def test_every_other_module_command_names_a_module(command, whole):
 def test_every_script_command_names_a_file_of_the_project(command, whole):
     script = _as_run(command)[1]
     assert (ROOT / script).is_file(), f"`{command}`: no file {script}"
-
-
-@pytest.fixture(scope="module")
-def tox_envs():
-    return _tox_envs()
 
 
 _PATH = re.compile(r"(?:prefixcheck|matrix|strategies|tests|bench|docs|\.ci|\.github)/[\w./-]*")

@@ -105,18 +105,9 @@ def test_actions_are_pinned_to_commits_with_the_tag_in_a_comment(path):
             assert re.fullmatch(r"\s*# v\d+(\.\d+)*", m[2]), f"no tag comment: {line.strip()}"
 
 
-def _tox_envs() -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "tox", "list", "--no-desc", "-q"], cwd=ROOT, capture_output=True, text=True
-    )
-    listed = set(out.stdout.split())
-    return listed | set(re.findall(r"^\[testenv:([\w-]+)\]", (ROOT / "tox.ini").read_text(), re.M))
-
-
-def test_every_command_is_a_tox_env_or_the_matrix_cli():
+def test_every_command_is_a_tox_env_or_the_matrix_cli(tox_envs):
     from matrix.cli import parser
 
-    envs = _tox_envs()
     subcommands = set(next(a for a in parser()._actions if a.dest == "command").choices)
     seen_tox, seen_matrix = set(), set()
     for path in WORKFLOWS:
@@ -127,10 +118,10 @@ def test_every_command_is_a_tox_env_or_the_matrix_cli():
                 if env == "$TOX_ENV":  # from the matrix: every value must be an env
                     values = [c.get("tox_env") or c.get("env") for c in job["strategy"]["matrix"].get("include", [])]
                     values += job["strategy"]["matrix"].get("env", [])
-                    assert values and set(values) <= envs, f"{path.name}/{name}: {values} vs {envs}"
+                    assert values and set(values) <= tox_envs, f"{path.name}/{name}: {values} vs {tox_envs}"
                     seen_tox |= set(values)
                 else:
-                    assert set(env.split(",")) <= envs, f"{path.name}/{name}: unknown tox env {env}"
+                    assert set(env.split(",")) <= tox_envs, f"{path.name}/{name}: unknown tox env {env}"
                     seen_tox |= set(env.split(","))
             for m in re.finditer(r"python -m matrix ([\w-]+)", step.get("run", "")):
                 assert m[1] in subcommands, f"{path.name}/{name}: unknown matrix command {m[1]}"
