@@ -121,7 +121,7 @@ def plan(changes: dict, run: Path, limit: int, good) -> list[dict]:
     squares: dict[str, str] = {}  # square -> the case whose bisect stands for it
     started = 0
     for failure in changes.get("new_failures", []):
-        what = failure["property"] + (f" on {failure['describe']}" if failure.get("describe") else "")
+        what = failure.get("what") or failure["property"]  # the subject matrix/ci/diff.py gave the row
         entry = {"where": failure["where"], "what": what, "error": failure.get("error", "")}
         entries.append(entry)
         try:

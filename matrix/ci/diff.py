@@ -73,6 +73,12 @@ def _failure_row(failure: dict) -> dict:
     }
 
 
+def _suite_subject(failure: dict) -> str:
+    """A property-suite change's subject (a row's `what`): the property and the case it failed on
+    (family/task and sizes), so the row says which model broke, not only which property."""
+    return f"{failure['property']} on {failure['describe']}" if failure.get("describe") else failure["property"]
+
+
 def suite_diff(baseline: dict, candidate: dict) -> dict:
     """Failures of two summary.json files, compared by signature; known-issue counts that moved
     (information only: with a randomized profile they move every night)."""
@@ -166,7 +172,7 @@ def diff(baseline: dict, candidate: dict) -> dict:
         versions = {k: summary.get("versions", {}).get(k) for k in ("peft", "transformers")}
         for f in suite["new_failures"]:
             row = {"where": f"suite {env}", "property": f["property"], "error": fold_numbers(f["error"])[:160]}
-            row["describe"] = f["describe"]  # the family, task and sizes: what a maintainer reads first
+            row["what"] = _suite_subject(f)
             # what `matrix bisect-new` needs: the run, its versions, the reproduction script
             row.update(case=f["case"], env=env, versions=versions, repro=f["repro"])
             (
@@ -179,7 +185,7 @@ def diff(baseline: dict, candidate: dict) -> dict:
                 {
                     "where": f"suite {env}",
                     "property": f["property"],
-                    "describe": f["describe"],
+                    "what": _suite_subject(f),
                     "error": f"fixed: {fold_numbers(f['error'])[:160]}",
                 }
             )
@@ -220,13 +226,6 @@ def diff(baseline: dict, candidate: dict) -> dict:
     }
 
 
-def what(row: dict) -> str:
-    """A change's subject as the tables show it: the property, and for a property-suite failure the
-    case it failed on (family/task and sizes), so the row says which model broke, not only where."""
-    on = f" on {row['describe']}" if row.get("describe") else ""
-    return f"`{row['property']}`{on}"
-
-
 def markdown(changes: dict, title: str) -> str:
     lines = [f"## {title}", ""]
     if not changes["baseline_found"]:
@@ -242,7 +241,7 @@ def markdown(changes: dict, title: str) -> str:
         if rows:
             lines += [f"**{head}** ({len(rows)}):", "", "| where | what | error |", "|---|---|---|"]
             for r in rows[:100]:
-                lines.append(f"| {r['where']} | {what(r)} | {r['error'].replace('|', '/')} |")
+                lines.append(f"| {r['where']} | `{r.get('what') or r['property']}` | {r['error'].replace('|', '/')} |")
             if len(rows) > 100:
                 lines.append(f"| ... | {len(rows) - 100} more in changes.json | |")
             lines.append("")

@@ -79,7 +79,7 @@ def test_nightly_diff_finds_a_new_failure_by_property_and_error_not_by_example(t
     result = changes.diff(changes.load_results(old), changes.load_results(new))
     assert result["changed"] and [r["property"] for r in result["new_failures"]] == ["saved-shapes"]
     # the table names the case the property failed on (family and task), not only the property
-    assert "| suite peft-main | `saved-shapes` on llama CAUSAL_LM | KeyError: 'w' |" in changes.markdown(result, "t")
+    assert "| suite peft-main | `saved-shapes on llama CAUSAL_LM` | KeyError: 'w' |" in changes.markdown(result, "t")
 
 
 def test_derandomized_diff_keys_failures_by_case(tmp_path):
