@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from . import methods
+
 TASKS = ("CAUSAL_LM", "SEQ_2_SEQ_LM", "SEQ_CLS", "TOKEN_CLS")
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("cpu", "cuda")
@@ -59,26 +61,68 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class PrefixSpec:
-    """The `PrefixTuningConfig` knobs this suite varies."""
+    """The prompt-learning adapter: its method (prefixcheck.methods; prefix tuning unless said) and
+    the config knobs this suite varies. The first fields are PrefixTuningConfig's; every other
+    method's own options (P-tuning's encoder, prompt tuning's init, multitask prompt tuning's
+    tasks, CPT's token ids and loss, Cartridge's frozen tokens) are `options`, sorted
+    (name, value) pairs of its config class's keyword arguments."""
 
     num_virtual_tokens: int
     prefix_projection: bool = False
     encoder_hidden_size: int | None = None
     init_weights: str | None = None  # "zero" or None; only where the installed PEFT has the field
     adapter_name: str = "default"
+    method: str = methods.PREFIX_TUNING
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        methods.get(self.method)  # UnknownMethod names it
+        if self.method != methods.PREFIX_TUNING and (self.prefix_projection or self.init_weights):
+            raise CaseError(f"prefix_projection and init_weights are prefix tuning's; {self.method} has its options")
+        # JSON gives lists back: options are hashable tuples again, sorted by name
+        options = tuple(sorted((str(k), tuple(v) if isinstance(v, list) else v) for k, v in self.options))
+        object.__setattr__(self, "options", options)
+
+    @property
+    def option(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    @property
+    def encoded(self) -> bool:
+        """The saved table is what a network (prefix_projection's MLP, P-tuning's MLP or LSTM)
+        computed at batch 1, which the trained model recomputes at its batch size."""
+        return self.prefix_projection or self.method == methods.P_TUNING
 
     def config_kwargs(self, task: str) -> dict[str, Any]:
-        """PrefixTuningConfig(**...) for this spec: optional fields only when they are set."""
-        kwargs: dict[str, Any] = {
-            "task_type": task,
-            "num_virtual_tokens": self.num_virtual_tokens,
-            "prefix_projection": self.prefix_projection,
-        }
+        """The method's config class (**...) for this spec: optional fields only when they are set.
+        CPT's num_virtual_tokens is its config's to derive (len(cpt_token_ids))."""
+        kwargs: dict[str, Any] = {"task_type": task}
+        if self.method != methods.CPT:
+            kwargs["num_virtual_tokens"] = self.num_virtual_tokens
+        if self.method == methods.PREFIX_TUNING:
+            kwargs["prefix_projection"] = self.prefix_projection
         if self.encoder_hidden_size is not None:
             kwargs["encoder_hidden_size"] = self.encoder_hidden_size
         if self.init_weights is not None:
             kwargs["init_weights"] = self.init_weights
+        kwargs.update({k: list(v) if isinstance(v, tuple) else v for k, v in self.options})
         return kwargs
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a prefix-tuning spec always serialised (so recorded case keys stay valid); the method
+        and its options only where they are not prefix tuning's defaults."""
+        data = dataclasses.asdict(self)
+        if self.method == methods.PREFIX_TUNING and not self.options:
+            del data["method"], data["options"]
+        else:
+            data["options"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.options}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PrefixSpec:
+        data = dict(data)
+        options = data.pop("options", {})
+        return cls(**data, options=tuple(options.items() if isinstance(options, dict) else options))
 
 
 @dataclass(frozen=True)
@@ -142,7 +186,7 @@ class Case:
 
     # -- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "prefix": self.prefix.to_dict()}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -160,13 +204,13 @@ class Case:
             return cls(
                 model=ModelSpec(**model),
                 task=data["task"],
-                prefix=PrefixSpec(**data["prefix"]),
+                prefix=PrefixSpec.from_dict(data["prefix"]),
                 recipe=Recipe(**data.get("recipe", {})),
                 dtype=data.get("dtype", "float32"),
                 device=data.get("device", "cpu"),
                 seed=data.get("seed", 0),
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, methods.UnknownMethod) as exc:
             raise CaseError(f"not a case description: {exc}") from exc
 
     @classmethod
@@ -189,7 +233,7 @@ class Case:
     def describe(self) -> str:
         lay = self.model.layout
         return (
-            f"{self.model.arch}/{self.task} L={self.model.num_layers} h={lay.hidden_size} "
+            f"{self.model.arch}/{self.task} {self.prefix.method} L={self.model.num_layers} h={lay.hidden_size} "
             f"heads={lay.num_heads}/{lay.num_kv_heads}x{lay.head_dim} nvt={self.prefix.num_virtual_tokens} "
             f"proj={self.prefix.prefix_projection} {self.dtype}/{self.device}"
         )

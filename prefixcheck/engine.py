@@ -19,11 +19,12 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import peft
 import torch
 import transformers
-from peft import PeftModel, PrefixTuningConfig, get_peft_model
+from peft import PeftModel, get_peft_model
 
-from . import architectures
+from . import architectures, methods
 from .case import MAX_NEW_TOKENS, Case
 from .versions import features
 
@@ -126,15 +127,43 @@ def build_base(case: Case, dtype: str | None = None, device: str | None = None) 
     return model.requires_grad_(True)  # as from_config builds it: whatever wraps it decides what trains
 
 
-def prefix_config(case: Case, **overrides) -> PrefixTuningConfig:
+def tokenizer_folder(vocab_size: int) -> Path:
+    """A tokenizer of `vocab_size` ids the suite builds itself, saved once per machine (prompt
+    tuning's TEXT init reads it by path, as it would a hub tokenizer): one word "t<i>" per id,
+    0 the pad token and 1 the unknown one. Built atomically, so parallel workers share it."""
+    folder = Path(tempfile.gettempdir()) / f"prefixcheck-tokenizer-v{vocab_size}"
+    if (folder / "tokenizer.json").exists():
+        return folder
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"<pad>": 0, "<unk>": 1, **{f"t{i}": i for i in range(2, vocab_size)}}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok = transformers.PreTrainedTokenizerFast(tokenizer_object=raw, pad_token="<pad>", unk_token="<unk>")
+    staging = Path(tempfile.mkdtemp(prefix=folder.name + "-", dir=folder.parent))
+    tok.save_pretrained(str(staging))
+    try:
+        staging.rename(folder)
+    except OSError:  # another worker got there first: its folder is the same tokenizer
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder
+
+
+def prefix_config(case: Case, **overrides) -> peft.PeftConfig:
+    """The case's adapter config: its method's config class (prefixcheck.methods) with its knobs."""
     kwargs = case.prefix.config_kwargs(case.task)
     if "init_weights" in kwargs and not features().prefix_init_weights:
         raise ValueError("this case sets init_weights but the installed PEFT has no PrefixTuningConfig.init_weights")
-    return PrefixTuningConfig(**{**kwargs, **overrides})
+    if kwargs.get("prompt_tuning_init") == "TEXT":
+        kwargs["tokenizer_name_or_path"] = str(tokenizer_folder(case.model.vocab_size))
+    config_class = getattr(peft, methods.get(case.prefix.method).config_class)
+    return config_class(**{**kwargs, **overrides})
 
 
 def wrap(base: torch.nn.Module, case: Case) -> PeftModel:
-    """A fresh prefix adapter on `base`, its weights seeded from the case."""
+    """A fresh prompt-learning adapter on `base`, its weights seeded from the case."""
     torch.manual_seed(case.seed + 1)
     model = get_peft_model(base, prefix_config(case), adapter_name=case.prefix.adapter_name)
     model.to(case.device)
@@ -165,11 +194,33 @@ def make_batch(case: Case) -> dict[str, torch.Tensor]:
     else:
         labels = torch.randint(0, blueprint.num_labels, (r.batch_size, r.seq_len), generator=g)
         batch["labels"] = labels.masked_fill(mask == 0, -100)
+    if case.prefix.method == methods.MULTITASK_PROMPT_TUNING:  # every row its task, rows of several tasks
+        batch["task_ids"] = torch.arange(r.batch_size) % case.prefix.option["num_tasks"]
     return {k: v.to(case.device) for k, v in batch.items()}
 
 
 def inputs_only(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in batch.items() if k != "labels"}
+
+
+def fed_to(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`inputs` as `model` takes them: multitask prompt tuning's task_ids only where its forward
+    names them (a PeftModel's; not a base model's, nor a PeftModel under disable_adapter(), whose
+    forward is then the base model's)."""
+    if "task_ids" in inputs and "task_ids" not in inspect.signature(model.forward).parameters:
+        return {k: v for k, v in inputs.items() if k != "task_ids"}
+    return inputs
+
+
+def virtual_positions(model: torch.nn.Module, input_len: int, out_len: int) -> int:
+    """How many leading output positions are the adapter's virtual tokens: an embedding method
+    (prompt tuning, P-tuning, multitask, CPT) prepends them to the input, so a causal LM's or
+    token classifier's logits have num_virtual_tokens more positions than the input; 0 where the
+    output has the input's length (cache methods, a disabled adapter, a pooled head, a decoder)."""
+    if not isinstance(model, PeftModel) or not model.active_peft_config.is_prompt_learning:
+        return 0
+    nvt = model.active_peft_config.num_virtual_tokens
+    return nvt if out_len == input_len + nvt else 0
 
 
 # -- training ----------------------------------------------------------------------------
@@ -202,13 +253,41 @@ def _not_received(model: PeftModel) -> PrefixNotReceived:
 
 @torch.no_grad()
 def prefix_table(model: PeftModel, adapter_name: str) -> torch.Tensor:
-    """The prefix table as the live model computes it: its prompt encoder on the virtual-token
-    indices at batch 1 (the embedding itself, or the projection MLP's output), on CPU. Computed
-    here, not through PEFT's save path, so the saved table can be checked against it."""
+    """The prompt table as the live model computes it, on CPU: its prompt encoder on the virtual-
+    token indices at batch 1 (the embedding itself, prefix projection's or P-tuning's network
+    output, CPT's embedding plus its projected delta, Cartridge's frozen and trained rows). For
+    multitask prompt tuning, the shared embedding before any task's factors (what PEFT saves as
+    prompt_embeddings; `prompt_tensors` adds the factors). Computed here, not through PEFT's save
+    path, so the saved table can be checked against it."""
     encoder = model.prompt_encoder[adapter_name]
-    nvt = model.peft_config[adapter_name].num_virtual_tokens
-    tokens = torch.arange(nvt, device=encoder.embedding.weight.device).unsqueeze(0)
+    config = model.peft_config[adapter_name]
+    method = _method_of(config)
+    count = config.num_virtual_tokens
+    if methods.get(method).enters == methods.EMBEDDING:
+        count *= config.num_transformer_submodules or methods.submodules(method, str(config.task_type))
+    tokens = torch.arange(count, device=encoder.embedding.weight.device).unsqueeze(0)
+    if method == methods.MULTITASK_PROMPT_TUNING:
+        return encoder.embedding(tokens)[0].detach().cpu().clone()
+    if method == methods.P_TUNING and not hasattr(encoder, "mlp_head"):
+        # loaded in inference mode, P-tuning keeps no encoder network: the table is the embedding
+        return encoder.embedding.weight.detach().cpu().clone()
     return encoder(tokens)[0].detach().cpu().clone()
+
+
+@torch.no_grad()
+def prompt_tensors(model: PeftModel, adapter_name: str) -> dict[str, torch.Tensor]:
+    """Everything PEFT should save of the adapter's prompt: prompt_embeddings (`prefix_table`),
+    plus a method's other tensors (multitask prompt tuning's task factors), on CPU."""
+    encoder = model.prompt_encoder[adapter_name]
+    extra = methods.get(_method_of(model.peft_config[adapter_name])).extra_tensors
+    return {
+        "prompt_embeddings": prefix_table(model, adapter_name),
+        **{name: getattr(encoder, name).detach().cpu().clone() for name in extra},
+    }
+
+
+def _method_of(config) -> str:
+    return str(getattr(config.peft_type, "value", config.peft_type))
 
 
 def train(model: PeftModel, case: Case, batch: dict[str, torch.Tensor], steps: int | None = None) -> list[float]:
@@ -220,7 +299,7 @@ def train(model: PeftModel, case: Case, batch: dict[str, torch.Tensor], steps: i
     model.train()
     losses = []
     for _ in range(case.recipe.steps if steps is None else steps):
-        loss = model(**batch).loss
+        loss = model(**fed_to(model, batch)).loss
         if not loss.requires_grad:  # nothing trainable took part: the prefix never reached the model
             raise _not_received(model)
         loss.backward()
@@ -240,7 +319,11 @@ def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tens
         # a copy per call: some models shift position_ids in place (ERNIE-M's embeddings add 2), so the
         # same positions passed twice would otherwise reach the second model 2 further on
         fed["position_ids"] = fed["position_ids"].clone()
-    return model(**fed).logits.float().cpu()
+    out = model(**fed_to(model, fed)).logits
+    length = (fed["input_ids"] if fed.get("input_ids") is not None else fed["inputs_embeds"]).shape[1]
+    if out.dim() == 3:  # the input's own positions (an embedding method's virtual ones dropped)
+        out = out[:, virtual_positions(model, length, out.shape[1]) :]
+    return out.float().cpu()
 
 
 @torch.no_grad()
@@ -269,7 +352,7 @@ def generate(
     """Greedy (or beam-search) decoding of exactly `new_tokens` tokens; the raw logits of every
     step come along. `from_embeds`: feed the model's own embedding of the ids as inputs_embeds."""
     model.eval()
-    inputs = {"attention_mask": batch["attention_mask"]}
+    inputs = fed_to(model, {"attention_mask": batch["attention_mask"], **_task_ids(batch)})
     if from_embeds:
         inputs["inputs_embeds"] = embed(model, batch["input_ids"])
     else:
@@ -297,6 +380,10 @@ def generate(
     )
 
 
+def _task_ids(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {"task_ids": batch["task_ids"]} if "task_ids" in batch else {}
+
+
 def embed(model: torch.nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     """The model's own input embedding of `input_ids` (what inputs_embeds stands in for)."""
     return model.get_input_embeddings()(input_ids)
@@ -311,11 +398,11 @@ def continuation_logits(model: torch.nn.Module, case: Case, batch: dict[str, tor
         start = model_config(case).decoder_start_token_id
         decoder = torch.cat([torch.full_like(new[:, :1], start), new], dim=1)
         out = logits(model, {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"],
-                             "decoder_input_ids": decoder})  # fmt: skip
+                             "decoder_input_ids": decoder, **_task_ids(batch)})  # fmt: skip
         return out[:, -(k + 1) :, :]
     ids = torch.cat([batch["input_ids"], new.to(batch["input_ids"].device)], dim=1)
     mask = torch.cat([batch["attention_mask"], torch.ones_like(new).to(batch["attention_mask"].device)], dim=1)
-    return logits(model, {"input_ids": ids, "attention_mask": mask})[:, -(k + 1) :, :]
+    return logits(model, {"input_ids": ids, "attention_mask": mask, **_task_ids(batch)})[:, -(k + 1) :, :]
 
 
 def new_tokens_of(generation: Generation) -> torch.Tensor:
@@ -327,23 +414,29 @@ def new_tokens_of(generation: Generation) -> torch.Tensor:
 @contextlib.contextmanager
 def another_prefix(model: PeftModel, adapter_name: str, seed: int = 0):
     """Temporarily put a different (seeded random) table in the adapter's prompt encoder: whatever
-    really uses the prefix must then compute something else."""
-    weight = model.prompt_encoder[adapter_name].embedding.weight
-    kept = weight.detach().clone()
-    other = torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed + 7))
+    really uses the prefix must then compute something else. The table is the encoder's embedding
+    weight; Cartridge's is no parameter but the concatenation of its frozen and trained rows, so
+    there every parameter of the encoder is replaced."""
+    encoder = model.prompt_encoder[adapter_name]
+    weight = encoder.embedding.weight
+    replaced = [weight] if isinstance(weight, torch.nn.Parameter) else list(encoder.parameters())
+    kept = [p.detach().clone() for p in replaced]
+    generator = torch.Generator().manual_seed(seed + 7)
     with torch.no_grad():
-        weight.copy_(other.to(dtype=weight.dtype, device=weight.device))
+        for p in replaced:
+            p.copy_(torch.randn(p.shape, generator=generator).to(dtype=p.dtype, device=p.device))
     try:
         yield model
     finally:
         with torch.no_grad():
-            weight.copy_(kept)
+            for p, value in zip(replaced, kept, strict=True):
+                p.copy_(value)
 
 
 @torch.no_grad()
 def next_token_logits(model: torch.nn.Module, case: Case, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """What a plain forward pass predicts for the first generated token."""
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], **_task_ids(batch)}
     if case.task == "SEQ_2_SEQ_LM":
         start = model_config(case).decoder_start_token_id
         inputs["decoder_input_ids"] = torch.full_like(batch["input_ids"][:, :1], start)
@@ -453,6 +546,8 @@ __all__ = [
     "next_token_logits",
     "prefix_config",
     "prefix_table",
+    "prompt_tensors",
+    "tokenizer_folder",
     "roundtrip",
     "save",
     "scratch",

@@ -109,7 +109,7 @@ def judge():
     judged, the loaded modules)."""
     suite = load_suite()
     case = suite.case.Case.from_dict(CASE)
-    context = {"second": suite.case.PrefixSpec(**SECOND)} if SECOND else {}
+    context = {"second": suite.case.PrefixSpec.from_dict(SECOND)} if SECOND else {}
     return suite.example.run(PROPERTY, case, suite.body, **context), suite
 
 
@@ -226,7 +226,7 @@ def script(prop: str, case: Case, second: PrefixSpec | None = None, point: str =
         point=point,
         case_json=case.to_json(),
         blueprint=blueprint,
-        second=None if second is None else vars(second),
+        second=None if second is None else second.to_dict(),
     )
     sources = [f"    {m!r}: r'''{_source(m)}''',\n" for m in modules]
     packages = tuple(m for m in modules if _is_package(m))

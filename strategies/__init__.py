@@ -29,11 +29,13 @@ values at build time.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 from hypothesis import strategies as st
 
 from prefixcheck import architectures as archs
+from prefixcheck import methods as prefix_methods
 from prefixcheck.case import (
     DEVICES,
     DTYPES,
@@ -46,10 +48,13 @@ from prefixcheck.case import (
     PrefixSpec,
     Recipe,
 )
+from prefixcheck.methods import PREFIX_TUNING
 from prefixcheck.versions import features
 
 from . import arguments as check
+from . import methods as method_pieces
 from .arguments import InvalidStrategyArgument as InvalidStrategyArgument  # the error of every strategy here
+from .methods import ENCODER_HIDDEN_SIZES
 
 # Named limits: every example builds and trains a model, so sizes stay tiny.
 MAX_LAYERS = 3
@@ -57,7 +62,6 @@ MAX_VIRTUAL_TOKENS = 32
 MAX_HEADS = archs.Architecture.max_heads
 WIDTH_PER_HEAD = (4, 8)  # explicit-head_dim models: hidden = heads * this, head_dim drawn apart
 T5_D_MODELS = (16, 32)  # T5's d_model, drawn independently of d_kv * num_heads
-ENCODER_HIDDEN_SIZES = (8, 16, 32)  # prefix_projection's MLP width, when not left to PEFT
 MAX_STEPS = 3
 MAX_BATCH = 3
 SEQ_LENS = (3, 8)
@@ -381,6 +385,76 @@ def _prefix_specs(
     )
 
 
+def adapter_specs(
+    task: str,
+    method: str | None = None,
+    projection: bool | None = None,
+    adapter_name: str | None = None,
+    nvt: int | None = None,
+) -> st.SearchStrategy[PrefixSpec]:
+    """A prompt-learning adapter for `task`: a method (strategies.methods.method_names: half
+    prefix tuning, half the other methods the installed PEFT offers for the task), then
+    prefix tuning's knobs (`prefix_specs`) or the method's own options (`method_options`).
+
+    task: one of TASKS.
+    method: pins the method (one of prefixcheck.methods.NAMES the installed PEFT offers for
+        `task`); None draws.
+    projection: True pins prefix tuning with prefix_projection (so `method`, when given, must be
+        PREFIX_TUNING); False pins it off (every other method has none); None draws.
+    adapter_name, nvt: as `prefix_specs`.
+    """
+    check.choice("adapter_specs", "task", task, TASKS, optional=False)
+    check.flag("adapter_specs", "projection", projection)
+    if projection and method not in (None, PREFIX_TUNING):
+        check.reject("adapter_specs", "projection=True is prefix tuning's", method=method, projection=projection)
+    method_pieces.method_names(task, PREFIX_TUNING if projection else method)
+    prefix_specs(projection, adapter_name, nvt)  # checks the shared arguments
+    return _adapter_specs(task, method, projection, adapter_name, nvt)
+
+
+@st.composite
+def _adapter_specs(
+    draw,
+    task: str,
+    method: str | None = None,
+    projection: bool | None = None,
+    adapter_name: str | None = None,
+    nvt: int | None = None,
+) -> PrefixSpec:
+    name = draw(method_pieces._method_names(task, PREFIX_TUNING if projection else method))
+    spec = draw(_prefix_specs(projection, adapter_name, nvt))
+    if name == PREFIX_TUNING:
+        return spec
+    options = draw(method_pieces._method_options(name, spec.num_virtual_tokens, VOCAB_SIZE))
+    return PrefixSpec(
+        num_virtual_tokens=spec.num_virtual_tokens,
+        adapter_name=spec.adapter_name,
+        method=name,
+        options=options,
+    )
+
+
+def second_adapters(first: PrefixSpec, task: str) -> st.SearchStrategy[PrefixSpec]:
+    """multi-adapter's second adapter next to `first`: the same method (PEFT keeps one prompt-
+    learning type per model's prompt encoders only by convention; the suite judges each method
+    alone), named SECOND_ADAPTER, its own knobs drawn.
+
+    first: the case's adapter (a PrefixSpec). task: the case's task (one of TASKS).
+    """
+    if not isinstance(first, PrefixSpec):
+        check.reject("second_adapters", "first must be a PrefixSpec", first=first)
+    check.choice("second_adapters", "task", task, TASKS, optional=False)
+    return _adapter_specs(task, first.method, None, SECOND_ADAPTER, None).map(lambda s: _same_tasks(s, first))
+
+
+def _same_tasks(second: PrefixSpec, first: PrefixSpec) -> PrefixSpec:
+    """Multitask prompt tuning: the second adapter has the first's tasks, as the judged batch's
+    task ids are the first's (row % num_tasks)."""
+    if "num_tasks" not in first.option:
+        return second
+    return dataclasses.replace(second, options={**second.option, "num_tasks": first.option["num_tasks"]}.items())
+
+
 def recipes(
     padded: bool | None = None, min_batch: int = 1, padding_side: str | None = None, max_seq_len: int = 0
 ) -> st.SearchStrategy[Recipe]:
@@ -445,6 +519,7 @@ def cases(
     min_batch: int = 1,
     families: str | None = None,
     padding_side: str | None = None,
+    method: str | None = None,
 ) -> st.SearchStrategy[Case]:
     """A whole case the installed versions can build: a size tier (PREFIXCHECK_SIZE_TIERS, read per
     draw; shrinks towards tiny), an architecture, a task, a model, a prefix, a recipe, a dtype, a
@@ -457,7 +532,11 @@ def cases(
         `task`'s head when both are given, and `families` is then not consulted beyond "curated"
         rejecting a discovered name); None draws from `architectures(task, gqa, families)`,
         shrinking towards Llama.
-    projection: pins prefix_projection; None draws either, shrinking towards off.
+    projection: True pins prefix tuning with prefix_projection on; False pins it off (any method);
+        None draws either, shrinking towards off.
+    method: pins the prompt-learning method (one of prefixcheck.methods.NAMES; the installed PEFT
+        must offer it, for `task` when given); None draws one the installed PEFT offers for the
+        drawn task (`adapter_specs`: half prefix tuning), shrinking towards prefix tuning.
     gqa: True pins grouped KV heads (fewer than heads; `arch`, when given, must be able to), False
         all KV heads; None either, shrinking towards all (MHA).
     dtype: pins the dtype (one of DTYPES); "float16" only with device="cuda" (CPU fp16 kernels are
@@ -505,6 +584,7 @@ def cases(
     check.integer("cases", "min_batch", min_batch, 1, MAX_BATCH, f"1 and MAX_BATCH={MAX_BATCH}")
     check.choice("cases", "families", families, check.FAMILY_ARGS)
     check.choice("cases", "padding_side", padding_side, check.PADDING_SIDES)
+    _check_method(method, task, projection)
     if arch is not None:
         _check_pinned_arch(arch, task, gqa, families)
     else:
@@ -513,7 +593,27 @@ def cases(
                 given = {k: v for k, v in dict(task=task, gqa=gqa, families=families).items() if v is not None}
                 wide = " in the wide size tier (PREFIXCHECK_SIZE_TIERS)" if tier == "wide" else ""
                 check.reject("cases", check.no_pool(task, gqa, families, tier == "wide") + wide, **given)
-    return _cases(task, arch, projection, gqa, dtype, device, adapter_name, padded, min_batch, families, padding_side)
+    return _cases(
+        task, arch, projection, gqa, dtype, device, adapter_name, padded, min_batch, families, padding_side, method
+    )
+
+
+def _only_task(method: str | None) -> str | None:
+    """The task a pinned method allows, where the installed PEFT allows it one only (CPT)."""
+    allowed = prefix_methods.tasks_for(method, TASKS) if method else ()
+    return allowed[0] if len(allowed) == 1 else None
+
+
+def _check_method(method: str | None, task: str | None, projection: bool | None) -> None:
+    check.choice("cases", "method", method, prefix_methods.NAMES)
+    if method is None:
+        return
+    if method not in prefix_methods.available():
+        check.reject("cases", f"the installed PEFT has no {method}", method=method)
+    if projection and method != PREFIX_TUNING:
+        check.reject("cases", "projection=True is prefix tuning's", method=method, projection=projection)
+    if task is not None and prefix_methods.refusal(method, task):
+        check.reject("cases", prefix_methods.refusal(method, task), method=method, task=task)
 
 
 def _check_pinned_arch(arch: str, task: str | None, gqa: bool | None, families: str | None) -> None:
@@ -547,8 +647,10 @@ def _cases(
     min_batch: int = 1,
     families: str | None = None,
     padding_side: str | None = None,
+    method: str | None = None,
 ) -> Case:
     tier = draw(st.sampled_from(size_tiers()))
+    task = task or _only_task(method)
     a = archs.get(arch) if arch else draw(_architectures(task=task, gqa=gqa, families=families, curated=tier == "wide"))
     t = task or draw(st.sampled_from(a.available_tasks()))
     dev = device or draw(devices())
@@ -557,7 +659,7 @@ def _cases(
     return Case(
         model=draw(_model_specs(a, t, gqa, "wide" if wide else "tiny")),
         task=t,
-        prefix=draw(_prefix_specs(projection, adapter_name, nvt)),
+        prefix=draw(_adapter_specs(t, method, projection, adapter_name, nvt)),
         recipe=draw(_recipes(padded, min_batch, padding_side, POSITION_LIMIT - nvt - MAX_NEW_TOKENS if wide else 0)),
         dtype=dtype or draw(_dtypes(dev)),
         device=dev,

@@ -354,7 +354,7 @@ def _probe_script(args, case, out: dict) -> None:
     from prefixcheck.case import PrefixSpec
 
     point = out.get("point") if out.get("point") not in (None, "body") else ""
-    second = PrefixSpec(**json.loads(args.second)) if args.second else None
+    second = PrefixSpec.from_dict(json.loads(args.second)) if args.second else None
     try:
         Path(args.script).write_text(repro.script(args.property, case, second=second, point=point))
         out["script"] = args.script

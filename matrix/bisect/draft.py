@@ -40,13 +40,14 @@ def draft_entry(plan: Plan, result: Search, compare_link: str) -> str:
     bound = (result.verdict(nxt).data.get("versions") or {}).get(plan.package) if plan.git else nxt
     point = fail.get("point") or plan.claim or "?"
     arch, task = plan.case["model"]["arch"], plan.case["task"]
+    method = plan.case["prefix"].get("method", "PREFIX_TUNING")
     where = f"{plan.prop}:{point}"
     fixed = ", ".join(f"{k} {v}" for k, v in plan.fixed.items())
     pkg = "tf" if plan.package == "transformers" else "peft"
     since = f"{pkg}-{plan.short(nxt)}" if regression else f"{pkg}-before-{plan.short(nxt)}"
     release = f"{plan.package} {plan.short(nxt)}" if regression else f"{plan.package} before {plan.short(nxt)}"
     report = (
-        f"Bisected with python -m matrix bisect ({fixed} fixed): {where} on a tiny {arch} {task} "
+        f"Bisected with python -m matrix bisect ({fixed} fixed): {where} on a tiny {arch} {task} {method} "
         f"{'passes' if regression else 'fails'} with {plan.package} {plan.short(last)} and "
         f"{'fails' if regression else 'passes'} from {plan.short(nxt)} on ({compare_link}). "
         f"Observed: {(fail.get('error') or '')[:300].rstrip('.')}. "
@@ -57,7 +58,7 @@ def draft_entry(plan: Plan, result: Search, compare_link: str) -> str:
         title=f"{release}: {arch} {task} fails {where} ({fail.get('kind') or 'failure'})",
         affects={plan.package: f">={bound}" if regression else f"<{bound}"},
         fails=(_failure(where, fail),),
-        cases={"arch": (arch,), "task": (task,)},
+        cases={"method": (method,), "arch": (arch,), "task": (task,)},
         found_by_suite=True,
         report=report,
     )

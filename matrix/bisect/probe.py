@@ -82,7 +82,9 @@ def run_case(prop_name: str, case: Case, claim: str | None = None, second: dict 
     if why:
         return {"verdict": UNSUPPORTED, "point": claim, "error": why}
     reg = judging_registry(entry)
-    context = {"second": PrefixSpec(**second) if second else SECOND_PREFIX} if prop_name == "multi-adapter" else {}
+    context = (
+        {"second": PrefixSpec.from_dict(second) if second else SECOND_PREFIX} if prop_name == "multi-adapter" else {}
+    )
     judged = runner.run_property(
         prop_name, case, recorder=records.Recorder(), registry=reg, raise_failure=False, **context
     )

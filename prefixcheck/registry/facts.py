@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from .. import architectures
+from .. import architectures, methods
 
 
 def _arch(case):
@@ -28,6 +28,10 @@ RULES: dict[str, Callable[..., object]] = {
     # the head's forward() takes position_ids (read from the installed model class)
     "takes_position_ids": lambda c: _arch(c).takes_position_ids(c.task),
     "task": lambda c: c.task,
+    # the prompt-learning method (prefixcheck.methods.NAMES); every entry names the ones it covers
+    "method": lambda c: c.prefix.method,
+    # where the prompt enters: "cache" (a key/value prefix per layer) or "embedding" (input tokens)
+    "enters": lambda c: methods.get(c.prefix.method).enters,
     "prefix_projection": lambda c: c.prefix.prefix_projection,
     "dtype": lambda c: c.dtype,
     "device": lambda c: c.device,

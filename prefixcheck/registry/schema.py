@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from .. import properties
+from .. import methods, properties
 from ..compat import tomllib
 from ..mismatch import OUTPUT_KINDS
 from ..versions import VersionSpecError, parse_spec
@@ -105,6 +105,16 @@ def _failure(raw: dict, bad) -> Failure:
     return Failure(**_record_values(raw, Failure))
 
 
+def _check_methods(cases: dict, bad) -> None:
+    """The prompt-learning methods an entry covers (`method`), each one PEFT has; an entry that
+    names none covers prefix tuning only (what every entry before the method axis was measured
+    on): a bug seen with prefix tuning is not silently claimed for methods nobody measured."""
+    named = cases.setdefault("method", [methods.PREFIX_TUNING])
+    unknown = [m for m in named if m not in methods.NAMES]
+    if unknown:
+        raise bad(f"unknown methods {unknown}; the methods are {', '.join(methods.NAMES)}")
+
+
 def _record_values(raw: dict, record: type) -> dict[str, Any]:
     """The record's keyword arguments from a TOML table: lists become tuples, fact tables hold tuples."""
     out: dict[str, Any] = {}
@@ -148,6 +158,7 @@ def entry(raw: dict, index: int = 0, source: str = "known_issues.toml") -> Known
             raise bad("affects", str(exc)) from None
     for table in ("cases", "cases_except"):
         _check_facts(raw.get(table, {}), lambda why, table=table: bad(table, why))
+    _check_methods(raw.get("cases", {}), lambda why: bad("cases", why))
     if not raw["fails"]:
         raise bad("fails", "needs at least one [[issue.fails]] table")
     values = _record_values(raw, KnownIssue)

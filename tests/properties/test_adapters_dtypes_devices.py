@@ -14,10 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from prefixcheck.case import SECOND_ADAPTER
 from prefixcheck.runner import run_property
 from prefixcheck.versions import features
-from strategies import cases, prefix_specs
+from strategies import cases, second_adapters
 from tests.properties._common import tasks_of
 
 needs_cuda = pytest.mark.skipif(not features().cuda, reason="needs a CUDA device (none here)")
@@ -27,7 +26,7 @@ needs_cuda = pytest.mark.skipif(not features().cuda, reason="needs a CUDA device
 @given(data=st.data())
 def test_each_named_adapter_reproduces_its_own_outputs(task, data):
     case = data.draw(cases(task=task), label="case")
-    second = data.draw(prefix_specs(adapter_name=SECOND_ADAPTER), label="second adapter")
+    second = data.draw(second_adapters(case.prefix, task), label="second adapter")
     run_property("multi-adapter", case, second=second)
 
 

@@ -77,7 +77,7 @@ def test_the_report_drafts_a_registry_entry_that_validates():
     draft = text.split("```toml\n", 1)[1].split("```", 1)[0]
     (entry,) = registry.parse(draft, "draft")
     assert entry.affects == {"transformers": ">=5.0.0"}
-    assert entry.cases == {"arch": ("llama",), "task": ("CAUSAL_LM",)}
+    assert entry.cases == {"method": ("PREFIX_TUNING",), "arch": ("llama",), "task": ("CAUSAL_LM",)}
     assert entry.fails[0].at == ("input-paths:embeds-equal-ids",)
     assert entry.fails[0].exception == "RuntimeError"
     # the pattern matches the failure it was drafted from, and the same failure at other sizes
