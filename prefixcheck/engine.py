@@ -219,6 +219,8 @@ def virtual_positions(model: torch.nn.Module, input_len: int, out_len: int) -> i
     output has the input's length (cache methods, a disabled adapter, a pooled head, a decoder)."""
     if not isinstance(model, PeftModel) or not model.active_peft_config.is_prompt_learning:
         return 0
+    if methods.get(_method_of(model.active_peft_config)).enters != methods.EMBEDDING:
+        return 0  # a cache method's logits are the input's (a decoder's length may equal input + nvt)
     nvt = model.active_peft_config.num_virtual_tokens
     return nvt if out_len == input_len + nvt else 0
 
@@ -321,7 +323,9 @@ def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tens
         fed["position_ids"] = fed["position_ids"].clone()
     out = model(**fed_to(model, fed)).logits
     length = (fed["input_ids"] if fed.get("input_ids") is not None else fed["inputs_embeds"]).shape[1]
-    if out.dim() == 3:  # the input's own positions (an embedding method's virtual ones dropped)
+    if (
+        out.dim() == 3 and "decoder_input_ids" not in fed
+    ):  # the input's own positions (an embedding method's virtual ones dropped)
         out = out[:, virtual_positions(model, length, out.shape[1]) :]
     return out.float().cpu()
 
