@@ -11,8 +11,10 @@ bisect` (matrix/bisect/commands.py):
 - a matrix square that went bad: `--square PRODUCER:CONSUMER --run RUN --row CASE`, once per
   square (its other new rows name the row that stands for them).
 At most --limit bisects run, each in a process group of its own, stopped with everything it started
-after --timeout seconds. Every new failure gets one line: the bisect's `boundary: ...`, "same
-verdict in every tested release: ...", "could not bisect: ..." or "not bisected: ...". OUT holds
+after --timeout seconds. Every new failure gets one line: the bisect's `boundary: ...`, "broken
+since it was added in ..." (it fails wherever it runs, and every release below the first of those has
+no such family, task or method), "same verdict in every tested release: ...", "could not bisect:
+..." or "not bisected: ...". OUT holds
 each bisect's report (.md), record (.json) and output (.log), bisects.json (per new failure: the
 line, the command, the verdict lines, the files) and bisects.md (the job summary). `matrix track
 --bisects OUT` attaches them to the tracking issue (`attachment`). Exit 0 whenever bisects.json is
@@ -38,6 +40,7 @@ SUMMARY = "bisects.md"
 ARTIFACT = "nightly-bisect"  # what the nightly uploads OUT as (.github/workflows/nightly.yml)
 SUMMARY_ROOM = 500_000  # a job summary holds 1 MiB
 _TESTED = re.compile(r"^(peft|transformers) \S+: ")  # bisect's line per tested version
+_SINCE_ADDED = "since added: "  # bisect's line where the case fails since its family, task or method exists
 _NO_BOUNDARY = re.compile(r"^no boundary: every version that ran gives (.*?)(?: \(|$)")
 
 
@@ -178,6 +181,9 @@ def outcome(status: int | None, out: str, err: str, timeout: float) -> dict:
     if status == 0 and boundary:
         return {**result, "status": "boundary", "line": boundary[-1]}
     same = [m[1] for m in map(_NO_BOUNDARY.match, lines) if m]
+    added = [line[len(_SINCE_ADDED) :] for line in lines if line.startswith(_SINCE_ADDED)]
+    if status == 1 and added:
+        return {**result, "status": "since-added", "line": added[-1]}
     if status == 1 and same:
         return {**result, "status": "same-verdict", "line": f"same verdict in every tested release: {same[-1]}"}
     errors = [line[len("error: ") :] for line in err.splitlines() if line.startswith("error: ")]

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from prefixcheck.verdicts import COULD_NOT_RUN, DECISIVE, PASS
+from prefixcheck.verdicts import COULD_NOT_RUN, DECISIVE, FAIL, PASS, UNSUPPORTED
 
 
 class BisectError(ValueError):
@@ -70,6 +70,21 @@ class Search:
         if self.boundary is None:
             return None
         return "regression" if self.verdict(self.versions[self.boundary[0]]).verdict == PASS else "fix"
+
+    @property
+    def added_in(self) -> str | None:
+        """Where a case fails in every version that can run it and every version below the first
+        of those cannot build it at all (unsupported: no such architecture, task or method yet),
+        that first version: the case has been broken since it was added there, which "the same
+        verdict in every tested release" would hide. None otherwise (a boundary, a pass, a gap)."""
+        decisive = self.decisive
+        if self.boundary is not None or not decisive or any(v.verdict != FAIL for _, v in decisive):
+            return None
+        first = min(self.versions.index(n) for n, _ in decisive)
+        below = [self.verdict(v) for v in self.versions[:first]]
+        if first == 0 or any(v is None or v.verdict != UNSUPPORTED for v in below):
+            return None
+        return self.versions[first]
 
     @property
     def skipped_between(self) -> list[str]:

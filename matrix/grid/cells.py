@@ -10,8 +10,13 @@ from pathlib import Path
 
 from prefixcheck.compat import tomllib
 
-CELLS_FILE = Path(__file__).with_name("cells.toml")
+CELLS_FILE = Path(__file__).with_name("cells.toml")  # the reviewed grid: known-good, CI, tox's pins
 SCHEMA = 1
+# A run folder's record of the grid it ran where that is not CELLS_FILE as committed (a grid made
+# from the package index, matrix/grid/live.py): a cells file with a SOURCE_TABLE saying where its
+# cells came from and what differs from CELLS_FILE, which the report reads (matrix/grid/report/).
+RUN_GRID = "grid.toml"
+SOURCE_TABLE = "grid"
 _KEYS = {
     "name",
     "peft",
@@ -163,35 +168,66 @@ def _requirement(package: str, spec: str, cell: str) -> str:
 def load(path: str | Path = CELLS_FILE) -> Cells:
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        text = path.read_text()
+    except OSError as exc:
         raise CellError(f"{path}: cannot read cells ({exc})") from None
+    return loads(text, path)
+
+
+def loads(text: str, origin: str | Path = "<cells>") -> Cells:
+    """The cells of a cells file's text (`origin` names it in errors): the committed file and a grid
+    made from the package index are checked by the same rules."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CellError(f"{origin}: cannot read cells ({exc})") from None
     if data.get("schema") != SCHEMA:
-        raise CellError(f"{path}: schema {data.get('schema')!r}, expected {SCHEMA}")
+        raise CellError(f"{origin}: schema {data.get('schema')!r}, expected {SCHEMA}")
     cells, names = [], set()
     for raw in data.get("cell", []):
-        name = raw.get("name", "<unnamed>")
-        unknown = set(raw) - _KEYS
-        if unknown:
-            raise CellError(f"cell {name!r}: unknown keys {sorted(unknown)}")
-        missing = {"name", "peft", "transformers", "accelerate"} - set(raw)
-        if missing:
-            raise CellError(f"cell {name!r}: missing keys {sorted(missing)}")
-        if name in names:
-            raise CellError(f"cell {name!r}: duplicate name")
-        names.add(name)
-        if raw.get("device", "cpu") not in ("cpu", "cuda"):
-            raise CellError(f"cell {name!r}: device must be cpu or cuda, not {raw['device']!r}")
-        drawn = raw.get("drawn")
-        if drawn is not None and (not isinstance(drawn, int) or isinstance(drawn, bool) or drawn < 0):
-            raise CellError(f"cell {name!r}: drawn must be a whole number >= 0, not {drawn!r}")
-        listed = {key: tuple(raw.get(key, ())) for key in ("extra", "consumes", "judged_by")}
-        cells.append(Cell(**{**raw, **listed}))
+        cells.append(_cell(raw, names))
+        names.add(cells[-1].name)
     for cell in cells:
         for key in ("consumes", "judged_by"):
             unknown = sorted(set(getattr(cell, key)) - names)
             if unknown:
                 raise CellError(f"cell {cell.name!r}: {key} unknown cells {unknown}")
     if sum(c.known_good for c in cells) != 1:
-        raise CellError(f"{path}: exactly one cell must be known_good")
+        raise CellError(f"{origin}: exactly one cell must be known_good")
     return Cells(tuple(cells))
+
+
+def _cell(raw: dict, names: set[str]) -> Cell:
+    """One `[[cell]]` table as a Cell; `names`: the cells before it (a name is used once)."""
+    name = raw.get("name", "<unnamed>")
+    unknown = set(raw) - _KEYS
+    if unknown:
+        raise CellError(f"cell {name!r}: unknown keys {sorted(unknown)}")
+    missing = {"name", "peft", "transformers", "accelerate"} - set(raw)
+    if missing:
+        raise CellError(f"cell {name!r}: missing keys {sorted(missing)}")
+    if name in names:
+        raise CellError(f"cell {name!r}: duplicate name")
+    if raw.get("device", "cpu") not in ("cpu", "cuda"):
+        raise CellError(f"cell {name!r}: device must be cpu or cuda, not {raw['device']!r}")
+    drawn = raw.get("drawn")
+    if drawn is not None and (not isinstance(drawn, int) or isinstance(drawn, bool) or drawn < 0):
+        raise CellError(f"cell {name!r}: drawn must be a whole number >= 0, not {drawn!r}")
+    listed = {key: tuple(raw.get(key, ())) for key in ("extra", "consumes", "judged_by")}
+    return Cell(**{**raw, **listed})
+
+
+def source(path: str | Path) -> dict | None:
+    """The SOURCE_TABLE of a cells file (where its cells came from, what differs from CELLS_FILE),
+    or None where there is no such file or it has none (the committed grid as it stands). A file
+    that is there but unreadable is an error, not None: a report must not drop its marks quietly."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        table = tomllib.loads(path.read_text()).get(SOURCE_TABLE)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CellError(f"{path}: cannot read the grid's record ({exc})") from None
+    if table is not None and not isinstance(table, dict):
+        raise CellError(f"{path}: {SOURCE_TABLE} is not a table")
+    return table

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .cells import CELLS_FILE
+from .cells import CELLS_FILE, CellError
 from .refresh import DEFAULT_ENVS
 
 
@@ -30,6 +30,7 @@ def register(sub) -> None:
         default="all",
         help="produce: envs + artifacts only; consume: read OUT/artifacts (every producer's) only; all: both + report",
     )
+    p_run.add_argument("--grid", help="the cells file (default matrix/grid/cells.toml; see cells --from-index)")
     p_run.set_defaults(handler=run_command)
     p_cells = sub.add_parser("cells", help="the runnable cells, comma-separated or as a GitHub Actions matrix")
     p_cells.add_argument("--cells", help="comma-separated cell names to choose from (default: all)")
@@ -46,6 +47,13 @@ def register(sub) -> None:
     p_cells.add_argument("--envs", default=str(DEFAULT_ENVS), help="with --refresh: where the probe's envs live (kept)")
     p_cells.add_argument("--probe-jobs", type=int, default=2, help="with --refresh: cells probed at once (default 2)")
     p_cells.add_argument("--file", default=str(CELLS_FILE), help="with --refresh: the cells file to rewrite")
+    p_cells.add_argument("--grid", help="the cells file to choose from (default matrix/grid/cells.toml)")
+    p_cells.add_argument(
+        "--from-index",
+        metavar="FILE",
+        help="make the grid of today's releases from the package index into FILE (the committed file is the "
+        "baseline, untouched) and choose from it",
+    )
     p_cells.set_defaults(handler=cells_command)
     p_leg = sub.add_parser("legacy", help="keep a finished run's released artifacts and verdicts in tests/legacy")
     p_leg.add_argument("run", help="the --out of a finished `python -m matrix run` of the released cells")
@@ -91,7 +99,16 @@ def cells_command(args) -> int:
         return refresh_command(args)
     from .runner import chosen_cells
 
-    runnable, skipped = chosen_cells(args.cells, github=args.github, cuda=args.device == "cuda" or None)
+    grid = args.grid
+    if args.from_index:
+        grid = index_grid(Path(args.from_index))
+        if grid is None:
+            return 2
+    try:
+        runnable, skipped = chosen_cells(args.cells, github=args.github, cuda=args.device == "cuda" or None, grid=grid)
+    except CellError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     runnable = [c for c in runnable if args.device in (None, c.device)]
     if args.released:
         runnable = [c for c in runnable if c.needs is None]
@@ -102,6 +119,26 @@ def cells_command(args) -> int:
     else:
         print(",".join(c.name for c in runnable))
     return 0
+
+
+def index_grid(path: Path) -> Path | None:
+    """Write the grid of today's releases to `path` (matrix/grid/live.py) and say on stderr what is
+    new since the committed baseline; None, after one line, when the index cannot be read."""
+    from . import live
+    from .releases import ReleasesError
+
+    try:
+        grid = live.from_index()
+    except (ReleasesError, CellError) as exc:
+        print(f"error: the grid from the package index: {exc}", file=sys.stderr)
+        return None
+    live.write(grid, path)
+    print(
+        f"{path}: {len(grid.cells.cells)} cells from the package index; new since {CELLS_FILE.name}: "
+        f"{', '.join(grid.new) or 'none'}; pins moved: {', '.join(grid.moved) or 'none'}",
+        file=sys.stderr,
+    )
+    return path
 
 
 def refresh_command(args) -> int:

@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefixcheck.compat import tomllib
@@ -116,7 +117,10 @@ def _transformers_for_peft(peft: Release, history: list[Release], minimum: str) 
     except ReleasesError:  # no transformers yet at that time (only in made-up histories)
         at_release = None
     if at_release is None or _minor(at_release.version) < _minor(minimum):
-        return latest_patches(history, minimum)[0]
+        supported = latest_patches(history, minimum)
+        if not supported:
+            raise ReleasesError(f"{project_url('transformers')}: no transformers release from {minimum} on")
+        return supported[0]
     return at_release
 
 
@@ -389,13 +393,10 @@ def _split(text: str, path: Path) -> tuple[str, str]:
 
 def _check(text: str, path: Path) -> cells_mod.Cells:
     """The new text must load as a cells file: a refresh never writes a file `run` cannot read."""
-    with tempfile.TemporaryDirectory() as folder:
-        trial = Path(folder) / "cells.toml"
-        trial.write_text(text)
-        try:
-            return cells_mod.load(trial)
-        except cells_mod.CellError as exc:
-            raise ReleasesError(f"{path}: the refreshed file would be invalid: {exc}") from None
+    try:
+        return cells_mod.loads(text, path)
+    except cells_mod.CellError as exc:
+        raise ReleasesError(f"{path}: the refreshed file would be invalid: {exc}") from None
 
 
 def _summary(path: Path, old, new, notes: list[str], generated: list[dict]) -> str:
@@ -420,9 +421,24 @@ def _summary(path: Path, old, new, notes: list[str], generated: list[dict]) -> s
     return ". ".join(parts + notes) + "."
 
 
-def refresh(path=CELLS_FILE, *, fetch=None, probe=None, log=lambda message: None, jobs: int = 1) -> str:
-    """Rewrite the released region of `path` from the package index; returns a one-paragraph
-    summary. Without a probe, a cell keeps the unavailable reason recorded for the same pins."""
+@dataclass(frozen=True)
+class Regenerated:
+    """A refresh of a cells file before anything is written: the file as it was (`old_text`, `old`),
+    as the refresh would write it (`text`, checked to load: `new`), the generated cells and the
+    notes for the summary. `cells --refresh` writes `text`; a grid made from the index at run
+    time (matrix/grid/live.py) runs it without writing."""
+
+    old_text: str
+    old: cells_mod.Cells
+    text: str
+    new: cells_mod.Cells
+    generated: list[dict]
+    notes: list[str]
+
+
+def regenerate(path=CELLS_FILE, *, fetch=None, probe=None, log=lambda message: None, jobs: int = 1) -> Regenerated:
+    """The released region of `path` made again from the package index. Without a probe, a cell
+    keeps the unavailable reason recorded for the same pins."""
     path = Path(path)
     text = path.read_text()
     old = cells_mod.load(path)
@@ -437,9 +453,16 @@ def refresh(path=CELLS_FILE, *, fetch=None, probe=None, log=lambda message: None
     else:
         generated, notes = _generate(fetch, probe, good, log, jobs, inside)
     new_text = before + _region(generated) + after
-    new = _check(new_text, path)
-    if new_text != text:
+    return Regenerated(text, old, new_text, _check(new_text, path), generated, notes)
+
+
+def refresh(path=CELLS_FILE, *, fetch=None, probe=None, log=lambda message: None, jobs: int = 1) -> str:
+    """Rewrite the released region of `path` from the package index; returns a one-paragraph
+    summary. Without a probe, a cell keeps the unavailable reason recorded for the same pins."""
+    path = Path(path)
+    done = regenerate(path, fetch=fetch, probe=probe, log=log, jobs=jobs)
+    if done.text != done.old_text:
         temporary = path.with_name(path.name + ".refreshing")
-        temporary.write_text(new_text)
+        temporary.write_text(done.text)
         temporary.replace(path)
-    return _summary(path, old, new, notes, generated)
+    return _summary(path, done.old, done.new, done.notes, done.generated)

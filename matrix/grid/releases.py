@@ -144,6 +144,8 @@ def release_history(package: str, *, fetch=None) -> list[Release]:
     page = _ask(package, fetch)
     first: dict[Version, tuple[datetime, str]] = {}
     for entry in page["files"]:
+        if not isinstance(entry, dict):  # the answer is untrusted input: say where it went wrong
+            raise ReleasesError(f"{project_url(package)}: a 'files' entry that is not an object: {entry!r:.80}")
         version = _file_version(str(entry.get("filename", "")))
         if version is None or version.is_prerelease or entry.get("yanked"):
             continue  # is_prerelease covers dev releases and rcs too
@@ -152,9 +154,12 @@ def release_history(package: str, *, fetch=None) -> list[Release]:
             raise ReleasesError(
                 f"{project_url(package)}: no upload-time for {entry['filename']} (PEP 700 index needed)"
             )
-        when = _utc(uploaded)
+        try:
+            when = _utc(str(uploaded))
+        except ReleasesError as exc:
+            raise ReleasesError(f"{project_url(package)}: {entry['filename']}: upload-time {exc}") from None
         if version not in first or when < first[version][0]:
-            first[version] = (when, uploaded)
+            first[version] = (when, str(uploaded))
     if not first:
         raise ReleasesError(f"{project_url(package)}: no final releases of {package}")
     return [Release(str(v), first[v][1]) for v in sorted(first)]
@@ -221,7 +226,11 @@ def accelerate_for(peft: str, transformers: str, *, fetch=None) -> str:
     when = max(
         (_release("peft", peft, fetch).uploaded, _release("transformers", transformers, fetch).uploaded), key=_utc
     )
-    return newest_before(release_history("accelerate", fetch=fetch), when).version
+    history = release_history("accelerate", fetch=fetch)
+    try:
+        return newest_before(history, when).version
+    except ReleasesError as exc:  # an index whose accelerate history starts after that day
+        raise ReleasesError(f"{project_url('accelerate')}: {exc}") from None
 
 
 # Extra pins, each a measured rule: (peft specifier, transformers specifier, pins, one-line reason).

@@ -27,11 +27,12 @@ def _timings(out: Path, cell: str, **values) -> None:
     path.write_text(json.dumps({**old, **values}, indent=1, sort_keys=True))
 
 
-def chosen_cells(names: str | None, github: bool = False, cuda: bool | None = None) -> tuple[list, dict]:
-    """The cells asked for (all by default) that can run here, and why the others cannot."""
+def chosen_cells(names: str | None, github: bool = False, cuda: bool | None = None, grid=None) -> tuple[list, dict]:
+    """The cells asked for (all by default) of the `grid` cells file (default the committed one)
+    that can run here, and why the others cannot."""
     from . import cells as cells_mod
 
-    all_cells = cells_mod.load()
+    all_cells = cells_mod.load(grid or cells_mod.CELLS_FILE)
     chosen = [all_cells.get(n) for n in names.split(",") if n] if names else list(all_cells)
     cuda = has_cuda() if cuda is None else cuda
     runnable, skipped = [], {}
@@ -42,6 +43,19 @@ def chosen_cells(names: str | None, github: bool = False, cuda: bool | None = No
         else:
             runnable.append(cell)
     return runnable, skipped
+
+
+def _record_grid(grid: Path, out: Path) -> None:
+    """A grid other than the committed file goes into the run folder (cells.RUN_GRID), where the
+    report reads where its cells came from; the committed grid leaves none (and removes an old one)."""
+    from . import cells as cells_mod
+
+    record = out / cells_mod.RUN_GRID
+    out.mkdir(parents=True, exist_ok=True)
+    if grid.resolve() == cells_mod.CELLS_FILE.resolve():
+        record.unlink(missing_ok=True)
+    elif grid.resolve() != record.resolve():
+        record.write_text(grid.read_text())
 
 
 @dataclass
@@ -83,8 +97,10 @@ def run(args) -> int:
     from . import report
 
     out = Path(args.out)
-    all_cells = cells_mod.load()
-    runnable, skipped = chosen_cells(args.cells, github=args.github)
+    grid = Path(args.grid) if args.grid else cells_mod.CELLS_FILE
+    all_cells = cells_mod.load(grid)
+    runnable, skipped = chosen_cells(args.cells, github=args.github, grid=grid)
+    _record_grid(grid, out)
     for name, why in skipped.items():
         print(f"[{name}] skipped: {why}", flush=True)
         _timings(out, name, skipped=why)

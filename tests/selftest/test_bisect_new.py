@@ -365,3 +365,18 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert matrix_main(["bisect-new", str(tmp_path), "--run", str(tmp_path / "nope")]) == 2
     assert "no such results folder" in capsys.readouterr().err
     assert matrix_main(["bisect-new", str(tmp_path), "--run", str(tmp_path), "--limit", "-1"]) == 2
+
+
+def test_a_case_broken_since_its_family_was_added_says_so_not_same_verdict():
+    out = "\n".join(
+        [
+            "transformers 5.23.0: unsupported (this transformers has no architecture 'ergo') [3 s]",
+            "transformers 5.25.0: fail (generate-first-step; PrefixNotReceived) [40 s]",
+            "since added: broken since it was added in transformers 5.25.0 (transformers 5.24.0: this transformers "
+            "has no architecture 'ergo')",
+            "no boundary: every version that ran gives fail (5.25.0)",
+        ]
+    )
+    got = bisect_new.outcome(1, out, "", 600)
+    assert got["status"] == "since-added"
+    assert got["line"].startswith("broken since it was added in transformers 5.25.0 (transformers 5.24.0:")

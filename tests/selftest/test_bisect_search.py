@@ -95,3 +95,27 @@ def test_two_jobs_find_the_same_boundaries_in_fewer_rounds(first_bad):
 def test_gives_up_after_max_skips_undecided_ends():
     result = search(PEFT, lambda v: Verdict("inconclusive", "the prefix barely moves the outputs"), max_skips=4)
     assert result.gave_up and result.boundary is None and len(result.tested) == 4
+
+
+def _since(first: str, below: str = verdicts.UNSUPPORTED, verdict: str = "fail"):
+    def evaluate(version):
+        if PEFT.index(version) < PEFT.index(first):
+            return Verdict(below, "this transformers has no architecture 'ergo'")
+        return verdict
+
+    return evaluate
+
+
+def test_a_case_that_fails_wherever_it_can_run_was_broken_since_it_was_added():
+    result = search(PEFT, _since("0.19.0"))
+    assert result.boundary is None and result.added_in == "0.19.0"
+    # the newest release alone runs it: the transformers that added the family (issue 23's Ergo)
+    assert search(PEFT, _since(PEFT[-1])).added_in == PEFT[-1]
+
+
+def test_since_added_needs_every_release_below_unable_to_build_it_and_every_run_failing():
+    assert search(PEFT, _since("0.19.0", verdict="pass")).added_in is None  # it works where it runs
+    assert search(PEFT, _since("0.19.0", below=verdicts.COULD_NOT_RUN)).added_in is None  # a gap, not absence
+    assert search(PEFT, lambda v: "fail").added_in is None  # fails in every release: no "added" to name
+    evaluate, _ = _by_threshold(PEFT, "0.18.0", "pass", "fail")
+    assert search(PEFT, evaluate).added_in is None  # a boundary

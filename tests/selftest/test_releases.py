@@ -425,3 +425,66 @@ def test_the_probe_script_passes_here_and_names_a_version_mismatch():
     assert refresh._run_probe(Path(sys.executable), wrong) == (
         f"import: RuntimeError: peft {peft.__version__} installed, 0.10.0 wanted"
     )
+
+
+# --- the nightly's grid, from the index at run time (matrix/grid/live.py) ----------------------
+NEWEST_PEFT = {"filename": "peft-0.22.0-py3-none-any.whl", "upload-time": "2026-11-28T00:00:00Z", "yanked": False}
+NEWEST_TF = {"filename": "transformers-5.25.0-py3-none-any.whl", "upload-time": "2026-12-01T00:00:00Z", "yanked": False}
+
+
+def test_the_grid_from_the_index_is_todays_releases_and_the_baseline_is_untouched(cells_copy):
+    from matrix.grid import live
+
+    before = cells_copy.read_text()
+    grid = live.from_index(cells_copy, fetch=with_files(NEWEST_PEFT, NEWEST_TF))
+    assert cells_copy.read_text() == before  # the committed file stays the reviewed baseline
+    got = {c.name: (c.peft, c.transformers) for c in grid.cells}
+    assert got["peft-latest"] == ("0.22.0", "5.25.0")  # "latest" is the newest release of each
+    # the unreleased cells pin their other side to the newest release: they follow it
+    assert got["peft-main"][1] == got["peft-pr"][1] == "5.25.0"
+    assert got["transformers-main"][0] == "0.22.0"
+    assert got["peft-0.21.2-tf-5.23"] == ("0.21.2", "5.23.0")  # known good: never regenerated
+    assert {"peft-latest", "peft-main", "peft-pr", "transformers-main"} <= set(grid.moved)
+    assert grid.new and all(name not in before for name in grid.new)
+
+
+def test_the_grid_file_loads_as_cells_and_says_where_it_came_from(cells_copy, tmp_path):
+    from datetime import datetime, timezone
+
+    from matrix.grid import live
+
+    made = datetime(2026, 12, 7, 3, 17, tzinfo=timezone.utc)
+    grid = live.from_index(cells_copy, fetch=with_files(NEWEST_PEFT, NEWEST_TF), now=made)
+    path = live.write(grid, tmp_path / "nightly" / "grid.toml")
+    assert [c.name for c in cells_mod.load(path)] == [c.name for c in grid.cells]
+    source = cells_mod.source(path)
+    assert source["source"] == "package index" and source["made"] == "2026-12-07T03:17:00Z"
+    assert source["new"] == list(grid.new) and source["moved"] == list(grid.moved)
+    assert cells_mod.source(cells_mod.CELLS_FILE) is None  # the committed grid records no source
+
+
+def test_with_no_new_release_the_grid_is_the_baseline(cells_copy):
+    from matrix.grid import live
+
+    refresh.refresh(cells_copy, fetch=recorded, probe=None)
+    grid = live.from_index(cells_copy, fetch=recorded)
+    assert (grid.new, grid.moved) == ((), ())
+    assert [(c.name, c.peft, c.transformers) for c in grid.cells] == [
+        (c.name, c.peft, c.transformers) for c in cells_mod.load(cells_copy)
+    ]
+
+
+def test_an_unreadable_grid_record_is_one_line_not_a_report_without_marks(tmp_path):
+    bad = tmp_path / "grid.toml"
+    bad.write_text("[grid\n")
+    with pytest.raises(cells_mod.CellError, match="grid.toml: cannot read the grid's record"):
+        cells_mod.source(bad)
+
+
+def test_cells_from_index_writes_the_grid_and_an_unreachable_index_is_exit_2(tmp_path, monkeypatch, capsys):
+    from matrix.grid import commands, live
+
+    monkeypatch.setattr(live.refresh, "regenerate", lambda *a, **k: (_ for _ in ()).throw(ReleasesError("x: down")))
+    assert commands.index_grid(tmp_path / "grid.toml") is None
+    assert "error: the grid from the package index: x: down" in capsys.readouterr().err
+    assert not (tmp_path / "grid.toml").exists()

@@ -368,3 +368,26 @@ def test_cells_read_in_release_order():
         "peft-0.21.2-tf-5.10",
         "peft-latest",
     ]
+
+
+def test_cells_new_since_the_committed_grid_are_marked_in_every_view(mixed):
+    """A run of a grid made from the package index (matrix/grid/live.py) says so, and marks the
+    cells the committed cells.toml does not have as they ran."""
+    (mixed / "grid.toml").write_text(
+        'schema = 1\n[grid]\nsource = "package index"\nmade = "2026-12-07T03:17:00Z"\n'
+        'baseline = "cells.toml"\nnew = ["b"]\nmoved = []\n'
+    )
+    report.write(mixed)
+    md = (mixed / "matrix.md").read_text()
+    assert "Cells made from the package index at 2026-12-07T03:17:00Z" in md and "new since it: b" in md
+    assert "`b` (new)" in md and "`a` (new)" not in md
+    page = (mixed / "matrix.html").read_text()
+    assert page.count("new since cells.toml") >= 2  # b as producer and as consumer
+    again = data.from_summary(json.loads((mixed / "matrix.json").read_text()))
+    assert data.grid_origin(again) == data.grid_origin(data.collect(mixed))
+
+
+def test_a_run_of_the_committed_grid_marks_nothing(mixed):
+    report.write(mixed)
+    assert "(new)" not in (mixed / "matrix.md").read_text()
+    assert "Cells made from" not in (mixed / "matrix.html").read_text()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from prefixcheck.verdicts import FAIL, INVALID_ARTIFACT, KNOWN_ISSUE, PASS, UNSUPPORTED, fold_numbers
 
+from .. import cells as cells_mod
 from .legend import ASIDE, OUTCOMES, SEVERITY, STYLE, UNKNOWN_STYLE, VERDICTS
 
 
@@ -26,7 +27,7 @@ def collect(folder: Path) -> dict:
     for p in sorted((folder / "artifacts").glob("*/index.json")):
         producers[p.parent.name] = json.loads(p.read_text())
     timings = {p.stem: json.loads(p.read_text()) for p in sorted((folder / "timings").glob("*.json"))}
-    return _data(results, producers, timings)
+    return _data(results, producers, timings, cells_mod.source(folder / cells_mod.RUN_GRID))
 
 
 def from_summary(summary: dict) -> dict:
@@ -46,7 +47,7 @@ def from_summary(summary: dict) -> dict:
         cell: {"failed": failed, "versions": made_with.get(cell, {})}
         for cell, failed in summary.get("producer_failures", {}).items()
     }
-    return _data(results, producers, summary.get("timings", {}))
+    return _data(results, producers, summary.get("timings", {}), summary.get("grid_source"))
 
 
 def release_order(name: str) -> tuple:
@@ -54,14 +55,42 @@ def release_order(name: str) -> tuple:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name))
 
 
-def _data(results: dict, producers: dict, timings: dict) -> dict:
-    """The grid: (producer, consumer) -> the result rows of that square."""
+def _data(results: dict, producers: dict, timings: dict, source: dict | None = None) -> dict:
+    """The grid: (producer, consumer) -> the result rows of that square; `source`: where the run's
+    cells came from when not the committed file (cells.source: a grid made from the index)."""
     grid = {}
     for consumer, data in results.items():
         for row in data["rows"]:
             grid.setdefault((row["producer"], consumer), []).append(row)
     cells = sorted(set(results) | set(producers) | {p for p, _ in grid}, key=release_order)
-    return {"cells": cells, "results": results, "producers": producers, "timings": timings, "grid": grid}
+    return {
+        "cells": cells,
+        "results": results,
+        "producers": producers,
+        "timings": timings,
+        "grid": grid,
+        "source": source,
+    }
+
+
+def grid_origin(data: dict) -> str | None:
+    """One sentence on where the run's cells came from, when not the committed grid: made from the
+    package index when, and which cells are new or moved since the committed baseline."""
+    source = data.get("source")
+    if not source:
+        return None
+    new, moved = source.get("new", []), source.get("moved", [])
+    return (
+        f"Cells made from the {source.get('source', 'package index')} at {source.get('made', '?')}, "
+        f"not the committed {source.get('baseline', 'cells.toml')}: new since it: {', '.join(new) or 'none'}; "
+        f"pins moved: {', '.join(moved) or 'none'}."
+    )
+
+
+def is_new(data: dict, cell: str) -> bool:
+    """A cell the committed baseline does not have, or has with other pins (grid_origin)."""
+    source = data.get("source") or {}
+    return cell in source.get("new", []) or cell in source.get("moved", [])
 
 
 def _reason(row: dict) -> str:
@@ -250,6 +279,7 @@ def summary(data: dict) -> dict:
         "cells": data["cells"],
         "versions": {c: r["versions"] for c, r in data["results"].items()},
         "timings": data["timings"],
+        "grid_source": data.get("source"),
         "producer_failures": {c: p.get("failed", {}) for c, p in data["producers"].items()},
         "producer_versions": {c: p.get("versions", {}) for c, p in data["producers"].items()},
         "grid": {f"{p} -> {c}": dict(tally(rows)) for (p, c), rows in sorted(data["grid"].items())},

@@ -18,6 +18,8 @@ from .data import (
     counts_text,
     families,
     family,
+    grid_origin,
+    is_new,
     issues_text,
     ordered,
     producer_story,
@@ -45,6 +47,8 @@ h1{font-size:22px;margin:0 0 6px}h2{font-size:17px;margin:26px 0 6px}p{margin:4p
 table{border-collapse:separate;border-spacing:6px 4px}
 th{text-align:left;font-weight:600;vertical-align:bottom;white-space:nowrap}
 th small{display:block;font-weight:400;color:#666;font-size:11px}
+th small.new{color:#8a4b00;font-weight:600}
+p.origin{background:#fff6e0;border-left:4px solid #d08a00;padding:6px 10px}
 th.row{vertical-align:middle;padding-right:6px}
 td.sq{position:relative;vertical-align:top;width:168px;min-width:150px}
 td.none{color:#999;text-align:center;vertical-align:middle}
@@ -95,7 +99,8 @@ def _cell_header(data: dict, cell: str, number: int | None = None) -> str:
     versions = data["results"].get(cell, {}).get("versions") or data["producers"].get(cell, {}).get("versions") or {}
     small = f"peft {versions['peft']} · tf {versions['transformers']}" if versions else ""
     num = f"<span class=num>{number}</span>" if number else ""
-    return f"{num}{html.escape(cell)}" + (f"<small>{html.escape(small)}</small>" if small else "")
+    new = "<small class=new>new since cells.toml</small>" if is_new(data, cell) else ""
+    return f"{num}{html.escape(cell)}" + (f"<small>{html.escape(small)}</small>" if small else "") + new
 
 
 def _issue_link(row: dict) -> str:
@@ -219,6 +224,11 @@ def _families_html(data: dict) -> str:
     return f"<table class=fam><tr><th>architecture, task</th>{head}</tr>{''.join(body)}</table>"
 
 
+def _origin_html(data: dict) -> str:
+    origin = grid_origin(data)
+    return f"<p class=origin>{html.escape(origin)}</p>\n" if origin else ""
+
+
 def heatmap(data: dict) -> str:
     """matrix.html: self-contained (inline CSS, no script, no external asset)."""
     order = producers(data)
@@ -233,7 +243,7 @@ split by the share of the square's cases in each verdict; hover for the counts, 
 architecture and task. Outlined: a cell reading its own adapters. Known-issue ids are entries of
 prefixcheck/known_issues.toml.</p>
 <div class=key>{_key_html()}</div>
-{_grid_html(data)}
+{_origin_html(data)}{_grid_html(data)}
 <h2>Where adapters saved with each cell work</h2><ul class=words>{per_producer}</ul>
 <h2>By architecture and task</h2>
 <p>Rows: architecture and task. Columns: consumer. In each cell, one small square per producer ({key}), split

@@ -12,6 +12,8 @@ from .data import (
     consumers,
     counts_text,
     families,
+    grid_origin,
+    is_new,
     ordered,
     producer_sentences,
     producers,
@@ -49,10 +51,18 @@ def _md_key() -> str:
     return " · ".join(f"{e} {v}: {meaning}" for v, (_, e, meaning) in STYLE.items())
 
 
+def _name(data: dict, cell: str) -> str:
+    """A cell's name, marked where the committed grid does not have it as it ran (grid_origin)."""
+    return f"`{cell}` (new)" if is_new(data, cell) else f"`{cell}`"
+
+
 def _md_grid(data: dict) -> list[str]:
     """The producer x consumer table: each square's emoji bar and its counts."""
     cells = data["cells"]
-    lines = ["| producer \\ consumer | " + " | ".join(f"`{c}`" for c in cells) + " |", "|---" * (len(cells) + 1) + "|"]
+    lines = [
+        "| producer \\ consumer | " + " | ".join(_name(data, c) for c in cells) + " |",
+        "|---" * (len(cells) + 1) + "|",
+    ]
     for producer in cells:
         squares = []
         for consumer in cells:
@@ -94,6 +104,7 @@ def markdown(data: dict) -> str:
         "",
         _md_key(),
         "",
+        *([origin, ""] if (origin := grid_origin(data)) else []),
         *_md_grid(data),
         "",
         "## Where adapters saved with each cell work",
