@@ -236,12 +236,17 @@ class PrefixNotReceived(TrainingStalled):
     prefix (torch would say only "element 0 of tensors does not require grad")."""
 
 
+# What torch's backward() says of a loss no trainable tensor took part in; the Trainer calls
+# backward itself, so its path reads this to tell PrefixNotReceived from another RuntimeError.
+NO_GRAD_LOSS = "does not require grad and does not have a grad_fn"
+
+
 # The names a model's forward() has taken the key/value cache under: transformers 5.24 renamed
 # past_key_values to cache (transformers#50585); PEFT follows from 0.22 (get_transformers_cache_name).
 CACHE_ARGUMENTS = ("past_key_values", "cache")
 
 
-def _not_received(model: PeftModel) -> PrefixNotReceived:
+def not_received(model: PeftModel) -> PrefixNotReceived:
     """What the model did instead of using the prefix, as far as its forward() signature tells."""
     base = model.get_base_model()
     params = inspect.signature(base.forward).parameters
@@ -303,7 +308,7 @@ def train(model: PeftModel, case: Case, batch: dict[str, torch.Tensor], steps: i
     for _ in range(case.recipe.steps if steps is None else steps):
         loss = model(**fed_to(model, batch)).loss
         if not loss.requires_grad:  # nothing trainable took part: the prefix never reached the model
-            raise _not_received(model)
+            raise not_received(model)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -250,7 +250,12 @@ class TrainerRun:
         return trainer
 
     def train(self, **kwargs) -> None:
-        self.trainer.train(**kwargs)
+        try:
+            self.trainer.train(**kwargs)
+        except RuntimeError as exc:  # the Trainer's backward() on a loss the adapter took no part in
+            if engine.NO_GRAD_LOSS in str(exc):
+                raise engine.not_received(self.model) from exc
+            raise
         self.model.eval()
         # as engine.train_model: a prefix trained to NaN/inf makes every later check meaningless
         name = self.case.prefix.adapter_name

@@ -126,3 +126,23 @@ def test_a_prefix_the_model_never_receives_is_named_not_an_autograd_error():
         engine.train(model, case, engine.make_batch(case))
     assert "forward takes no cache argument" in str(info.value)  # the wrapper's signature: *args, **kwargs
     assert isinstance(info.value, engine.TrainingStalled)  # the train step's failure, as a stalled one is
+
+
+def test_the_trainer_path_names_a_prefix_the_model_never_receives_too(tmp_path):
+    """The Trainer calls backward() itself: its autograd error becomes the same named verdict."""
+    from prefixcheck import trainer
+
+    case = cases(task="CAUSAL_LM", arch="llama", dtype="float32", device="cpu").example()
+    run = trainer.TrainerRun(case, tmp_path, max_steps=2, load_best=False)
+    base = run.model.get_base_model()
+    original = base.forward
+
+    def forward(*args, **kwargs):  # the cache dropped, and the mask PEFT widened for it
+        for name in (*engine.CACHE_ARGUMENTS, "attention_mask"):
+            kwargs.pop(name, None)
+        return original(*args, **kwargs)
+
+    base.forward = forward
+    with pytest.raises(engine.PrefixNotReceived, match="never received the prefix") as info:
+        run.train()
+    assert engine.NO_GRAD_LOSS in str(info.value.__cause__)  # what torch said, kept as the cause
