@@ -326,13 +326,16 @@ def logits(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tens
         # a copy per call: some models shift position_ids in place (ERNIE-M's embeddings add 2), so the
         # same positions passed twice would otherwise reach the second model 2 further on
         fed["position_ids"] = fed["position_ids"].clone()
-    out = model(**fed_to(model, fed)).logits
+    return input_logits(model, fed, model(**fed_to(model, fed)).logits).float().cpu()
+
+
+def input_logits(model: torch.nn.Module, fed: dict[str, torch.Tensor], out: torch.Tensor) -> torch.Tensor:
+    """`out`, the logits of a forward on `fed`, at the input's own positions: an embedding method's
+    virtual ones dropped (never a decoder's: with decoder_input_ids the positions are the decoder's)."""
     length = (fed["input_ids"] if fed.get("input_ids") is not None else fed["inputs_embeds"]).shape[1]
-    if (
-        out.dim() == 3 and "decoder_input_ids" not in fed
-    ):  # the input's own positions (an embedding method's virtual ones dropped)
-        out = out[:, virtual_positions(model, length, out.shape[1]) :]
-    return out.float().cpu()
+    if out.dim() == 3 and "decoder_input_ids" not in fed:
+        return out[:, virtual_positions(model, length, out.shape[1]) :]
+    return out
 
 
 @torch.no_grad()

@@ -48,7 +48,7 @@ from prefixcheck.case import (
     PrefixSpec,
     Recipe,
 )
-from prefixcheck.methods import PREFIX_TUNING
+from prefixcheck.methods import CPT, PREFIX_TUNING
 from prefixcheck.versions import features
 
 from . import arguments as check
@@ -425,9 +425,10 @@ def _adapter_specs(
     spec = draw(_prefix_specs(projection, adapter_name, nvt))
     if name == PREFIX_TUNING:
         return spec
-    options = draw(method_pieces._method_options(name, spec.num_virtual_tokens, VOCAB_SIZE))
+    count = max(spec.num_virtual_tokens, method_pieces.CPT_MIN_TOKENS) if name == CPT else spec.num_virtual_tokens
+    options = draw(method_pieces._method_options(name, count, VOCAB_SIZE))
     return PrefixSpec(
-        num_virtual_tokens=spec.num_virtual_tokens,
+        num_virtual_tokens=count,
         adapter_name=spec.adapter_name,
         method=name,
         options=options,

@@ -31,6 +31,7 @@ MAX_RANKS = 2
 # CPT's token types (cpt_tokens_type_mask): 1 input template, 2 input, 3 output template, 4 output
 # (labels). Type-4 prompt tokens are never updated (its backward hook zeroes their gradient).
 CPT_UPDATED_TYPES = (1, 2, 3)
+CPT_MIN_TOKENS = 2  # one token CPT trains and the output token every prompt ends with (cpt_types)
 CPT_LOSS_TYPES = ("none", "decay")
 CPT_DECAY_FACTORS = (1.0, 0.95)
 CPT_EPSILONS = (0.1, 1.0)
@@ -128,13 +129,11 @@ def multitask_options(draw, vocab_size: int) -> tuple:
 
 @st.composite
 def cpt_options(draw, nvt: int, vocab_size: int) -> tuple:
-    """CPT: `nvt` prompt token ids of the vocabulary, a mask, token types with at least one
-    updated type (1-3; CPT never updates type-4 tokens, so all-4 would leave nothing to train),
-    the loss weighting and the projection epsilons."""
+    """CPT: `nvt` (>= CPT_MIN_TOKENS) prompt token ids of the vocabulary, a mask, token types laid
+    out as CPT's documentation describes its in-context examples (`cpt_types`), the loss weighting
+    and the projection epsilons."""
     ids = draw(st.lists(st.integers(2, vocab_size - 1), min_size=nvt, max_size=nvt))
-    types = draw(st.lists(st.integers(1, 4), min_size=nvt, max_size=nvt))
-    updated = draw(st.integers(0, nvt - 1))
-    types[updated] = draw(st.sampled_from(CPT_UPDATED_TYPES)) if types[updated] == 4 else types[updated]
+    types = draw(cpt_types(nvt))
     loss = draw(st.sampled_from(CPT_LOSS_TYPES))
     return _pairs(
         cpt_token_ids=tuple(ids),
@@ -145,6 +144,26 @@ def cpt_options(draw, nvt: int, vocab_size: int) -> tuple:
         opt_projection_epsilon=draw(st.sampled_from(CPT_EPSILONS)),
         opt_projection_format_epsilon=draw(st.sampled_from(CPT_EPSILONS)),
     )
+
+
+@st.composite
+def cpt_types(draw, nvt: int) -> tuple[int, ...]:
+    """cpt_tokens_type_mask for `nvt` (>= CPT_MIN_TOKENS) prompt tokens: one to three in-context
+    examples, the k-th (from 0) of types 4k+1 input template, 4k+2 input, 4k+3 output template
+    (some of each, in that order) and ending in one 4k+4 output token. The last type is a multiple
+    of 4 as CPT needs: CPT marks the caller's tokens as labels only when they are numbered on from
+    an output (peft's _cpt_forward gives them 4 + the prompt's largest type and keeps labels whose
+    type is a multiple of 4); a prompt ending otherwise leaves no label and a NaN loss."""
+    examples = draw(st.integers(1, max(1, min(3, nvt // CPT_MIN_TOKENS))))
+    cuts = sorted(draw(st.lists(st.integers(1, nvt - 1), min_size=examples - 1, max_size=examples - 1, unique=True)))
+    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, nvt], strict=True)]
+    if min(sizes) < CPT_MIN_TOKENS:  # an example is at least one trained token and its output
+        sizes = [nvt]
+    types: list[int] = []
+    for k, size in enumerate(sizes):
+        body = sorted(draw(st.lists(st.sampled_from(CPT_UPDATED_TYPES), min_size=size - 1, max_size=size - 1)))
+        types += [4 * k + t for t in body] + [4 * k + 4]
+    return tuple(types)
 
 
 def cartridge_options(nvt: int) -> st.SearchStrategy[tuple]:
@@ -163,6 +182,8 @@ def method_options(method: str, nvt: int, vocab_size: int) -> st.SearchStrategy[
     check.choice("method_options", "method", method, m.NAMES, optional=False)
     if not check.is_int(nvt) or nvt < 1:
         check.reject("method_options", "nvt must be an int >= 1", nvt=nvt)
+    if method == m.CPT and nvt < CPT_MIN_TOKENS:
+        check.reject("method_options", f"CPT needs nvt >= {CPT_MIN_TOKENS} (a trained token and an output)", nvt=nvt)
     if not check.is_int(vocab_size) or vocab_size < 3:
         check.reject("method_options", "vocab_size must be an int >= 3", vocab_size=vocab_size)
     return _method_options(method, nvt, vocab_size)

@@ -71,7 +71,7 @@ def generate_roundtrip(ex, case):
     with engine.scratch() as d:
         _, reloaded = common.saved_and_loaded(ex, case, trained, d)
     after = ex.step("generate", engine.generate, reloaded, case, trained.batch)
-    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    tol = reload_tolerance(case.prefix.encoded, case.dtype, case.device)
     ex.check(
         "first-step-survives",
         assert_equal,

@@ -133,10 +133,12 @@ class InputPaths:
     def labels_leave_logits(self):
         self.model.eval()
         with torch.no_grad():
-            out = self.model(**{k: v for k, v in self.trained.batch.items()})
+            batch = dict(self.trained.batch)
+            out = self.model(**engine.fed_to(self.model, batch))
         if out.loss is None or not torch.isfinite(out.loss):
             raise mismatch.NonFinite(f"forward with labels gives loss {out.loss}")
-        assert_equal(out.logits.float().cpu(), self.ids, BITWISE, "logits with labels vs without", base=self.base)
+        got = engine.input_logits(self.model, batch, out.logits).float().cpu()
+        assert_equal(got, self.ids, BITWISE, "logits with labels vs without", base=self.base)
 
     def padded_row_equals_alone(self):
         case = self.case

@@ -18,7 +18,7 @@ def reload_equality(ex, case):
         _, reloaded = common.saved_and_loaded(ex, case, trained, d)
     after = ex.step("forward", engine.logits, reloaded, trained.batch)
     base = common.base(ex, case, trained.batch)
-    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    tol = reload_tolerance(case.prefix.encoded, case.dtype, case.device)
     ex.check("reloaded-equals-trained", assert_equal, after, before, tol, "reloaded vs trained logits", base=base)
 
 
@@ -50,7 +50,7 @@ def trainable_reload(ex, case):
         engine.train(reloaded, case, trained.batch)
 
     ex.step("load-trainable", continue_both)
-    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    tol = reload_tolerance(case.prefix.encoded, case.dtype, case.device)
     ex.check(
         "continued-equals-original",
         assert_equal,
@@ -103,7 +103,7 @@ def multi_adapter(ex, case, second: PrefixSpec):
         ("first-reproduces", first, case.prefix),
         ("second-reproduces", second.adapter_name, second),
     ):
-        tol = reload_tolerance(spec.prefix_projection, case.dtype, case.device)
+        tol = reload_tolerance(spec.encoded, case.dtype, case.device)
 
         def reproduces(name=name, tol=tol):
             reloaded.set_adapter(name)
@@ -169,7 +169,7 @@ def cpu_cuda_transfer(ex, case):
     batch = {k: v.to(there) for k, v in trained.batch.items()}
     base = ex.step("base", engine.logits, engine.build_base(moved_case), batch)
     tol = compare.tolerance(compare.DEVICE, case.dtype, "cuda")
-    if case.prefix.prefix_projection:
+    if case.prefix.encoded:
         extra = reload_tolerance(True, case.dtype, there)
         tol = compare.Tolerance(tol.atol + extra.atol, tol.rtol + extra.rtol, f"{tol.reason}; plus the projection one")
     ex.check(

@@ -60,7 +60,7 @@ def trainer_best_workaround(ex, case):
         best = run.best_step()
         loaded = ex.step("load", engine.load, case, run.adapter_checkpoint(best))
         got = ex.step("load", engine.logits, loaded, run.batch)
-    tol = reload_tolerance(case.prefix.prefix_projection, case.dtype, case.device)
+    tol = reload_tolerance(case.prefix.encoded, case.dtype, case.device)
     base = common.base(ex, case, run.batch)
     ex.check(
         "workaround-equals-best",

@@ -29,14 +29,15 @@ def _wrap_state_dict_load(
     patch: Patch,
     transform: Callable[[torch.Tensor], torch.Tensor],
     when: Callable[[torch.nn.Module], bool] = lambda model: True,
+    key: str = "prompt_embeddings",
 ) -> None:
-    """Change the prefix table on its way from disk into the model (PeftModel.load_adapter),
-    on loads into models for which `when(model)` holds."""
+    """Change the prefix table (or the tensor saved under `key`) on its way from disk into the model
+    (PeftModel.load_adapter), on loads into models for which `when(model)` holds."""
     original = peft.peft_model.set_peft_model_state_dict
 
     def set_state_dict(model, state_dict, *args, **kwargs):
         if when(model):
-            state_dict = {k: transform(v) if k.endswith("prompt_embeddings") else v for k, v in state_dict.items()}
+            state_dict = {k: transform(v) if k.endswith(key) else v for k, v in state_dict.items()}
         return original(model, state_dict, *args, **kwargs)
 
     patch(peft.peft_model, "set_peft_model_state_dict", set_state_dict)
@@ -45,6 +46,12 @@ def _wrap_state_dict_load(
 def perturb_loaded_table(patch: Patch) -> None:
     """Loading adds 1e-3 to the prefix table (a lossy cast or an off-by-epsilon conversion)."""
     _wrap_state_dict_load(patch, lambda t: t + 1e-3)
+
+
+def perturb_loaded_task_factors(patch: Patch) -> None:
+    """Loading adds 1e-3 to multitask prompt tuning's task column factors (prefix_task_cols): the
+    shared table arrives intact, each task's prompt does not."""
+    _wrap_state_dict_load(patch, lambda t: t + 1e-3, key="prefix_task_cols")
 
 
 def perturb_from_pretrained(patch: Patch) -> None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from prefixcheck import properties, records, registry, repro, verdicts
+from prefixcheck import methods, properties, records, registry, repro, verdicts
 from prefixcheck.case import SECOND_ADAPTER, AttentionLayout, Case, ModelSpec, PrefixSpec, Recipe
 from prefixcheck.registry import StaleKnownIssue
 from prefixcheck.runner import run_property
@@ -50,6 +50,21 @@ TOKEN_CLS = GPT2.replace(task="TOKEN_CLS")
 BF16 = BASE.replace(dtype="bfloat16")
 SECOND = PrefixSpec(num_virtual_tokens=4, adapter_name=SECOND_ADAPTER)
 RIGHT = BASE.with_recipe(padding_side="right")  # input-paths compares a right-padded row with itself alone
+# Every other prompt-learning method on the same Llama (the installed PEFT's methods only).
+METHOD_OPTIONS = {
+    methods.P_TUNING: (("encoder_hidden_size", 8), ("encoder_reparameterization_type", "MLP")),
+    methods.PROMPT_TUNING: (("prompt_tuning_init", "RANDOM"),),
+    methods.MULTITASK_PROMPT_TUNING: (("num_ranks", 1), ("num_tasks", 2), ("prompt_tuning_init", "RANDOM")),
+    methods.CPT: (("cpt_mask", (1, 1, 1, 1)), ("cpt_token_ids", (5, 6, 7, 8)), ("cpt_tokens_type_mask", (1, 2, 3, 4))),
+    methods.CARTRIDGE: (),
+}
+BY_METHOD = {
+    f"llama-{name.lower().replace('_', '-')}": BASE.replace(
+        prefix=PrefixSpec(num_virtual_tokens=4, method=name, options=options)
+    )
+    for name, options in METHOD_OPTIONS.items()
+    if name in methods.available()
+}
 CASES = {
     "llama": BASE,
     "llama-right": RIGHT,
@@ -60,6 +75,7 @@ CASES = {
     "llama-seq-cls": CLS,
     "gpt2-token-cls": TOKEN_CLS,
     "llama-bf16": BF16,
+    **BY_METHOD,
 }
 
 
@@ -76,10 +92,11 @@ class Scenario:
     # registry entry says so), the fault's effect cannot show (e.g. a fault in generate()'s later
     # steps, where generate() drops the prefix altogether): the scenario is skipped, with the entry
     masked_by: tuple[str, str] = ()
+    label: str = ""  # tells apart scenarios of one fault at one claim with other candidates
 
     @property
     def id(self) -> str:
-        return f"{self.prop}:{self.breaks}:{self.fault_name}"
+        return f"{self.prop}:{self.breaks}:{self.fault_name}" + (f"@{self.label}" if self.label else "")
 
     @property
     def fault_name(self) -> str:
@@ -133,7 +150,7 @@ class Scenario:
         return True
 
 
-_ALL = tuple(CASES)
+_ALL = tuple(name for name in CASES if name not in BY_METHOD)  # prefix tuning's
 _GEN = ("llama", "gpt2", "bart-seq2seq", "llama-projection", "llama-bf16")
 _CLM = ("llama", "gpt2", "llama-projection", "llama-bf16")
 _RIGHT = ("llama-right", "gpt2-right")
@@ -147,9 +164,9 @@ SCENARIOS = (
     Scenario("config-roundtrip", faults.drop_config_key_on_save, "saved-equals-live", ("llama-projection",)),
     Scenario("resave-identical", faults.perturb_loaded_table, "tensors-identical", _ALL),
     Scenario("reload-equality", _KV, "reloaded-equals-trained", _ALL),
-    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("bart-seq2seq",)),
-    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("llama-seq-cls", "gpt2-token-cls")),
-    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("llama-bf16",)),
+    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("bart-seq2seq",), label="seq2seq"),
+    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("llama-seq-cls", "gpt2-token-cls"), label="cls"),
+    Scenario("reload-equality", _KV, "reloaded-equals-trained", ("llama-bf16",), label="bf16"),
     Scenario("reload-equality", faults.prefix_detached_from_graph, "train", _ALL),
     Scenario("prefix-acts", faults.prefix_ignored_in_eval, "prefix-changes-outputs", ("llama", "gpt2")),
     Scenario("generate-first-step", faults.generate_ignores_prefix, "uses-prefix", _GEN, "prefix-ignored"),
@@ -201,7 +218,36 @@ SCENARIOS = (
     Scenario("generate-paths", faults.beam_search_drops_prefix, "beam-matches-forward", _CLM, "prefix-ignored"),
     Scenario("generate-paths", faults.prefix_dropped_without_cache, "no-cache-equals-cache", _CLM, "prefix-ignored"),
 )
+
+
+def _by_method() -> tuple[Scenario, ...]:
+    """Each other method's own layout broken on purpose, on the installed PEFT's methods: its loaded
+    table (every method), and what only that method saves or computes."""
+    own = {
+        methods.P_TUNING: ("saved-shapes", faults.save_training_embedding, "table-equals-live"),  # not the MLP's output
+        methods.CPT: ("saved-shapes", faults.save_training_embedding, "table-equals-live"),  # no projected delta
+        methods.MULTITASK_PROMPT_TUNING: (
+            "reload-equality",
+            faults.perturb_loaded_task_factors,
+            "reloaded-equals-trained",
+        ),
+        methods.PROMPT_TUNING: ("prefix-acts", faults.prefix_ignored_in_eval, "prefix-changes-outputs"),
+        methods.CARTRIDGE: ("saved-shapes", faults.save_encoder_weights_too, "nothing-else-saved"),
+    }
+    out = []
+    for name, case in BY_METHOD.items():
+        method = case.prefix.method
+        out.append(
+            Scenario("reload-equality", faults.perturb_loaded_table, "reloaded-equals-trained", (name,), label=name)
+        )
+        prop, fault, breaks = own[method]
+        out.append(Scenario(prop, fault, breaks, (name,), label=name))
+    return tuple(out)
+
+
+SCENARIOS = SCENARIOS + _by_method()
 BY_ID = {s.id: s for s in SCENARIOS}
+assert len(BY_ID) == len(SCENARIOS), "two scenarios share an id: give one a label"
 
 
 def matching(prop: str, case: Case):
