@@ -22,6 +22,8 @@ def _lay(case):
 RULES: dict[str, Callable[..., object]] = {
     "arch": lambda c: c.model.arch,
     "encoder_decoder": lambda c: _arch(c).encoder_decoder,
+    # an encoder (BERT-like) or encoder-decoder: its sequence classifier pools the first token, not the last
+    "encoder_style": lambda c: _arch(c).encoder_style,
     # a hand-written config (architectures/curated.py) or a discovered family
     "curated": lambda c: _arch(c).curated,
     "positions": lambda c: _arch(c).positions,  # rotary, alibi, relative, absolute, none
