@@ -11,7 +11,7 @@ import inspect
 
 import torch
 
-from .. import architectures, compare, engine, mismatch
+from .. import architectures, compare, engine, methods, mismatch
 from ..compare import BITWISE, assert_equal
 from . import body, common
 
@@ -162,6 +162,17 @@ class InputPaths:
             # decided from the family: a tiny random head barely feels which token it pools (measured:
             # CamemBERT in bf16 within the gate on the base model, 8.7e-2 apart with the prefix)
             raise mismatch.Inconclusive("this family's classification pools the first token, a pad when left-padded")
+        if (
+            methods.get(case.prefix.method).enters == methods.EMBEDDING
+            and architectures.blueprint(case).positions != "none"
+        ):
+            # PEFT puts an embedding method's prompt before the padding and drops position_ids
+            # (peft_model.py _adjust_prompt_learning_kwargs: "Position ids are not supported ...
+            # Ignoring position ids"): the row's tokens move away from the prompt by the pad count
+            raise mismatch.Inconclusive(
+                f"{case.prefix.method} puts its prompt before the padding and PEFT ignores position_ids: a "
+                "left-padded row cannot be given its own positions"
+            )
         left = _left_padded(self.batch, case.recipe.num_padded)
         left = {**left, **_left_padding_positions(case, self.base_model, left, self.default_positions())}
         base_alone = self.alone_logits(self.base_model, "base alone")
