@@ -387,7 +387,7 @@ import inspect
 
 import torch
 
-from .. import architectures, compare, engine, mismatch
+from .. import architectures, compare, engine, methods, mismatch
 from ..compare import BITWISE, assert_equal
 from . import body, common
 
@@ -538,6 +538,17 @@ class InputPaths:
             # decided from the family: a tiny random head barely feels which token it pools (measured:
             # CamemBERT in bf16 within the gate on the base model, 8.7e-2 apart with the prefix)
             raise mismatch.Inconclusive("this family's classification pools the first token, a pad when left-padded")
+        if (
+            methods.get(case.prefix.method).enters == methods.EMBEDDING
+            and architectures.blueprint(case).positions != "none"
+        ):
+            # PEFT puts an embedding method's prompt before the padding and drops position_ids
+            # (peft_model.py _adjust_prompt_learning_kwargs: "Position ids are not supported ...
+            # Ignoring position ids"): the row's tokens move away from the prompt by the pad count
+            raise mismatch.Inconclusive(
+                f"{case.prefix.method} puts its prompt before the padding and PEFT ignores position_ids: a "
+                "left-padded row cannot be given its own positions"
+            )
         left = _left_padded(self.batch, case.recipe.num_padded)
         left = {**left, **_left_padding_positions(case, self.base_model, left, self.default_positions())}
         base_alone = self.alone_logits(self.base_model, "base alone")
@@ -1198,7 +1209,10 @@ def prefix_table(model: PeftModel, adapter_name: str) -> torch.Tensor:
     if method == methods.P_TUNING and not hasattr(encoder, "mlp_head"):
         # loaded in inference mode, P-tuning keeps no encoder network: the table is the embedding
         return encoder.embedding.weight.detach().cpu().clone()
-    return encoder(tokens)[0].detach().cpu().clone()
+    # as PEFT's save computes it, with autograd on: torch's CPU LSTM (P-tuning's LSTM encoder) runs
+    # another kernel under no_grad, up to 1.2e-7 apart (measured 2026-12-08, torch 2.13)
+    with torch.enable_grad():
+        return encoder(tokens)[0].detach().cpu().clone()
 
 
 @torch.no_grad()
