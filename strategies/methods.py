@@ -149,18 +149,18 @@ def cpt_options(draw, nvt: int, vocab_size: int) -> tuple:
 @st.composite
 def cpt_types(draw, nvt: int) -> tuple[int, ...]:
     """cpt_tokens_type_mask for `nvt` (>= CPT_MIN_TOKENS) prompt tokens: one to three in-context
-    examples, the k-th (from 0) of types 4k+1 input template, 4k+2 input, 4k+3 output template
-    (some of each, in that order) and ending in one 4k+4 output token. The last type is a multiple
-    of 4 as CPT needs: CPT marks the caller's tokens as labels only when they are numbered on from
-    an output (peft's _cpt_forward gives them 4 + the prompt's largest type and keeps labels whose
-    type is a multiple of 4); a prompt ending otherwise leaves no label and a NaN loss."""
-    examples = draw(st.integers(1, max(1, min(3, nvt // CPT_MIN_TOKENS))))
-    cuts = sorted(draw(st.lists(st.integers(1, nvt - 1), min_size=examples - 1, max_size=examples - 1, unique=True)))
-    sizes = [b - a for a, b in zip([0, *cuts], [*cuts, nvt], strict=True)]
-    if min(sizes) < CPT_MIN_TOKENS:  # an example is at least one trained token and its output
-        sizes = [nvt]
+    examples of at least CPT_MIN_TOKENS tokens each; the k-th (from 0) has non-decreasing types
+    from 4k+1 input template, 4k+2 input, 4k+3 output template, and ends in one 4k+4 output token.
+    The last type is a multiple of 4 as CPT needs: CPT marks the caller's tokens as labels only when
+    they are numbered on from an output (peft's _cpt_forward gives them 4 + the prompt's largest
+    type and keeps labels whose type is a multiple of 4); a prompt ending otherwise leaves no label
+    and a NaN loss."""
+    examples = draw(st.integers(1, min(3, nvt // CPT_MIN_TOKENS)))
+    spare = nvt - CPT_MIN_TOKENS * examples  # the tokens beyond each example's minimum, dealt out
+    owners = draw(st.lists(st.integers(0, examples - 1), min_size=spare, max_size=spare))
     types: list[int] = []
-    for k, size in enumerate(sizes):
+    for k in range(examples):
+        size = CPT_MIN_TOKENS + owners.count(k)
         body = sorted(draw(st.lists(st.sampled_from(CPT_UPDATED_TYPES), min_size=size - 1, max_size=size - 1)))
         types += [4 * k + t for t in body] + [4 * k + 4]
     return tuple(types)

@@ -189,11 +189,10 @@ def _search(plan: Plan, evaluate, args, out) -> Search | int:
     if result.boundary is None:
         verdicts = sorted({v.verdict for _, v in result.decisive})
         if result.added_in:
-            before = result.verdict(plan.versions[plan.versions.index(result.added_in) - 1])
+            previous = plan.versions[plan.versions.index(result.added_in) - 1]
             out(
                 f"since added: broken since it was added in {plan.package} {plan.short(result.added_in)} "
-                f"({plan.package} {plan.short(plan.versions[plan.versions.index(result.added_in) - 1])}: "
-                f"{before.detail[:160]})"
+                f"({plan.package} {plan.short(previous)}: {result.verdict(previous).detail[:160]})"
             )
         out(
             f"no boundary: every version that ran gives {' / '.join(verdicts)} "

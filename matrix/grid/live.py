@@ -41,11 +41,10 @@ def from_index(baseline: str | Path = cells_mod.CELLS_FILE, *, fetch=None, now: 
     baseline = Path(baseline)
     done = refresh.regenerate(baseline, fetch=fetch, probe=None)
     text = _follow_latest(done.text, _named(done.old, refresh.LATEST), _named(done.new, refresh.LATEST))
-    cells = cells_mod.loads(text, baseline)
-    new, moved = changes(done.old, cells)
+    new, moved = changes(done.old, cells_mod.loads(text, baseline))
     when = (now or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    table = _source_table(baseline, when, new, moved)
-    return Grid(text.rstrip("\n") + "\n\n" + table, cells_mod.loads(text + "\n" + table, baseline), new, moved)
+    text = text.rstrip("\n") + "\n\n" + _source_table(baseline, when, new, moved)
+    return Grid(text, cells_mod.loads(text, baseline), new, moved)
 
 
 def changes(old: cells_mod.Cells, new: cells_mod.Cells) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -133,7 +133,7 @@ class InputPaths:
     def labels_leave_logits(self):
         self.model.eval()
         with torch.no_grad():
-            batch = dict(self.trained.batch)
+            batch = self.trained.batch
             out = self.model(**engine.fed_to(self.model, batch))
         if out.loss is None or not torch.isfinite(out.loss):
             raise mismatch.NonFinite(f"forward with labels gives loss {out.loss}")
